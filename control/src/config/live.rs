@@ -1,0 +1,354 @@
+//! Checks a configuration against the interfaces of the current network
+//! namespace: a pure core over [`InterfaceFacts`], plus [`InterfaceFacts::from_system`]
+//! (getifaddrs) to take those facts from the host.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::{Config, ConfigError, Ipv4Net};
+
+/// The interfaces of a network namespace and their IPv4 addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceFacts {
+    interfaces: BTreeMap<String, Vec<Ipv4Net>>,
+}
+
+/// Listing the host's interfaces failed.
+#[derive(Debug, thiserror::Error)]
+#[error("getifaddrs: {0}")]
+pub struct InterfaceListError(#[from] nix::Error);
+
+impl InterfaceFacts {
+    /// No interfaces at all.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an interface and its addresses (an interface may have none).
+    pub fn insert(&mut self, name: &str, addrs: impl IntoIterator<Item = Ipv4Net>) {
+        self.interfaces.entry(name.to_owned()).or_default().extend(addrs);
+    }
+
+    /// Builder form of [`Self::insert`].
+    pub fn with(mut self, name: &str, addrs: impl IntoIterator<Item = Ipv4Net>) -> Self {
+        self.insert(name, addrs);
+        self
+    }
+
+    /// The IPv4 addresses of `name`, or `None` if there is no such interface.
+    pub fn addresses(&self, name: &str) -> Option<&[Ipv4Net]> {
+        self.interfaces.get(name).map(Vec::as_slice)
+    }
+
+    /// The interfaces of the calling thread's network namespace.
+    pub fn from_system() -> Result<Self, InterfaceListError> {
+        let mut facts = Self::new();
+        for ifa in nix::ifaddrs::getifaddrs()? {
+            // Every interface has an AF_PACKET entry, so even one without an
+            // IPv4 address is recorded as existing.
+            let v4 = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()).map(|a| a.ip());
+            let mask = ifa.netmask.as_ref().and_then(|m| m.as_sockaddr_in()).map(|m| m.ip());
+            let net = v4.map(|addr| Ipv4Net {
+                addr,
+                prefix_len: mask
+                    .map_or(32, |m| u8::try_from(u32::from(m).leading_ones()).unwrap_or(32)),
+            });
+            facts.insert(&ifa.interface_name, net);
+        }
+        Ok(facts)
+    }
+}
+
+/// One check [`check`] makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveCheck {
+    /// The data-plane interface exists in this namespace.
+    DataplaneInterfaceExists {
+        /// The interface.
+        interface: String,
+    },
+    /// Every real server is in a subnet of the data-plane interface.
+    RealServersOnLink {
+        /// The interface.
+        interface: String,
+    },
+    /// A vrrp_instance's interface exists in this namespace.
+    VrrpInterfaceExists {
+        /// The instance name.
+        instance: String,
+        /// The interface.
+        interface: String,
+    },
+}
+
+impl fmt::Display for LiveCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DataplaneInterfaceExists { interface } => {
+                write!(f, "data-plane interface {interface} exists")
+            }
+            Self::RealServersOnLink { interface } => {
+                write!(f, "real servers are on-link on {interface}")
+            }
+            Self::VrrpInterfaceExists { instance, interface } => {
+                write!(f, "vrrp_instance {instance} interface {interface} exists")
+            }
+        }
+    }
+}
+
+/// What [`check`] verified and what it could not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveReport {
+    /// Checks that ran and passed.
+    pub passed: Vec<LiveCheck>,
+    /// Checks skipped because an interface is not in this namespace.
+    pub skipped: Vec<LiveCheck>,
+    /// The first missing interface, as the error `run` reports.
+    missing: Option<Missing>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Missing {
+    file: String,
+    line: Option<usize>,
+    interface: String,
+}
+
+impl LiveReport {
+    /// Whether every check ran.
+    pub fn is_complete(&self) -> bool {
+        self.skipped.is_empty()
+    }
+
+    /// For `run`: a missing interface is an error there, not a skipped check.
+    pub fn require_complete(&self) -> Result<(), ConfigError> {
+        match &self.missing {
+            None => Ok(()),
+            Some(m) => Err(ConfigError::Live {
+                file: m.file.clone(),
+                line: m.line,
+                reason: format!(
+                    "interface {} does not exist in this network namespace",
+                    m.interface
+                ),
+            }),
+        }
+    }
+}
+
+/// Checks `config` against `facts`: the data-plane interface exists, every
+/// real server is on one of its subnets and is not one of its addresses, and
+/// each vrrp_instance's interface exists. A missing interface skips the checks
+/// that need it (listed in the report); a real server off-link is an error.
+pub fn check(config: &Config, facts: &InterfaceFacts) -> Result<LiveReport, ConfigError> {
+    let origin = &config.origin;
+    let mut report = LiveReport { passed: Vec::new(), skipped: Vec::new(), missing: None };
+    let interface = config.dataplane_interface();
+    let exists = LiveCheck::DataplaneInterfaceExists { interface: interface.to_owned() };
+    let on_link = LiveCheck::RealServersOnLink { interface: interface.to_owned() };
+    match facts.addresses(interface) {
+        None => {
+            report.skipped.extend([exists, on_link]);
+            report.missing = Some(Missing {
+                file: origin.file.clone(),
+                line: origin.dataplane_interface,
+                interface: interface.to_owned(),
+            });
+        }
+        Some(addrs) => {
+            report.passed.push(exists);
+            for (i, vs) in config.virtual_servers.iter().enumerate() {
+                for (j, rs) in vs.real_servers.iter().enumerate() {
+                    let line = origin.real_server_ip.get(i).and_then(|v| v.get(j)).copied();
+                    if let Some(reason) = off_link(interface, addrs, rs.ip) {
+                        return Err(ConfigError::Live { file: origin.file.clone(), line, reason });
+                    }
+                }
+            }
+            report.passed.push(on_link);
+        }
+    }
+    for (i, v) in config.vrrp_instances.iter().enumerate() {
+        let check = LiveCheck::VrrpInterfaceExists {
+            instance: v.name.clone(),
+            interface: v.interface.clone(),
+        };
+        if facts.addresses(&v.interface).is_some() {
+            report.passed.push(check);
+        } else {
+            report.skipped.push(check);
+            report.missing.get_or_insert_with(|| Missing {
+                file: origin.file.clone(),
+                line: origin.vrrp_interface.get(i).copied(),
+                interface: v.interface.clone(),
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Why `ip` cannot be a DR real server behind `interface`, if it cannot.
+fn off_link(interface: &str, addrs: &[Ipv4Net], ip: Ipv4Addr) -> Option<String> {
+    if addrs.iter().any(|a| a.addr == ip) {
+        return Some(format!(
+            "real server {ip} is an address of {interface} itself: DR would send its traffic to us"
+        ));
+    }
+    if addrs.iter().any(|a| a.contains(ip)) {
+        return None;
+    }
+    let has = if addrs.is_empty() {
+        "no IPv4 address".to_owned()
+    } else {
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+    Some(format!(
+        "real server {ip} is not on-link: {interface} has {has}; \
+         DR needs real servers in the interface's subnet"
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn net(text: &str) -> Ipv4Net {
+        let (addr, len) = text.split_once('/').unwrap();
+        Ipv4Net { addr: addr.parse().unwrap(), prefix_len: len.parse().unwrap() }
+    }
+
+    const LAB: &str = "\
+[[virtual_server]]
+vip = \"192.168.10.110\"
+port = 80
+[[virtual_server.real_server]]
+ip = \"192.168.10.103\"
+[[virtual_server.real_server]]
+ip = \"10.0.0.5\"
+
+[dataplane]
+interface = \"eth0\"
+";
+
+    #[test]
+    fn off_link_real_server_is_named_with_the_interface_addresses() {
+        let config = parse(LAB, "lab.toml").unwrap();
+        let facts = InterfaceFacts::new().with("eth0", [net("192.168.10.101/24")]);
+        let err = check(&config, &facts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lab.toml:7: real server 10.0.0.5 is not on-link: eth0 has 192.168.10.101/24; \
+             DR needs real servers in the interface's subnet"
+        );
+    }
+
+    #[test]
+    fn a_second_subnet_makes_the_server_on_link() {
+        let config = parse(LAB, "lab.toml").unwrap();
+        let facts = InterfaceFacts::new()
+            .with("eth0", [net("192.168.10.101/24"), net("10.0.0.1/8")])
+            .with("lo", [net("127.0.0.1/8")]);
+        let report = check(&config, &facts).unwrap();
+        assert!(report.is_complete());
+        assert!(report.require_complete().is_ok());
+        assert_eq!(
+            report.passed,
+            vec![
+                LiveCheck::DataplaneInterfaceExists { interface: "eth0".into() },
+                LiveCheck::RealServersOnLink { interface: "eth0".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interface_without_ipv4_has_no_server_on_link() {
+        let config = parse(LAB, "lab.toml").unwrap();
+        let err = check(&config, &InterfaceFacts::new().with("eth0", [])).unwrap_err();
+        assert_eq!(err.line(), Some(5));
+        assert!(err.to_string().contains("eth0 has no IPv4 address;"), "{err}");
+    }
+
+    #[test]
+    fn our_own_address_is_not_a_real_server() {
+        let config = parse(LAB, "lab.toml").unwrap();
+        let facts =
+            InterfaceFacts::new().with("eth0", [net("192.168.10.103/24"), net("10.0.0.1/8")]);
+        let err = check(&config, &facts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lab.toml:5: real server 192.168.10.103 is an address of eth0 itself: \
+             DR would send its traffic to us"
+        );
+    }
+
+    #[test]
+    fn missing_interface_skips_its_checks_and_run_refuses() {
+        let text = "\
+[[vrrp_instance]]
+name = \"VI_1\"
+interface = \"eth0\"
+virtual_router_id = 51
+
+[[virtual_server]]
+vip = \"192.168.10.110\"
+port = 80
+[[virtual_server.real_server]]
+ip = \"10.9.9.9\"
+";
+        let config = parse(text, "v.toml").unwrap();
+        let report = check(&config, &InterfaceFacts::new().with("lo", [])).unwrap();
+        assert!(!report.is_complete());
+        assert!(report.passed.is_empty());
+        assert_eq!(report.skipped.len(), 3);
+        assert_eq!(report.skipped[1].to_string(), "real servers are on-link on eth0");
+        // The interface came from the vrrp_instance: the error points there.
+        assert_eq!(
+            report.require_complete().unwrap_err().to_string(),
+            "v.toml:3: interface eth0 does not exist in this network namespace"
+        );
+    }
+
+    #[test]
+    fn vrrp_interface_other_than_the_dataplane_one_is_checked() {
+        let text = "\
+[[vrrp_instance]]
+name = \"VI_1\"
+interface = \"eth1\"
+virtual_router_id = 51
+
+[dataplane]
+interface = \"eth0\"
+";
+        let config = parse(text, "v.toml").unwrap();
+        let report = check(&config, &InterfaceFacts::new().with("eth0", [])).unwrap();
+        assert_eq!(
+            report.skipped,
+            vec![LiveCheck::VrrpInterfaceExists {
+                instance: "VI_1".into(),
+                interface: "eth1".into()
+            }]
+        );
+        assert_eq!(report.require_complete().unwrap_err().line(), Some(3));
+        let both = InterfaceFacts::new().with("eth0", []).with("eth1", []);
+        assert!(check(&config, &both).unwrap().is_complete());
+    }
+
+    #[test]
+    fn prefix_membership() {
+        assert!(net("192.168.10.101/24").contains("192.168.10.255".parse().unwrap()));
+        assert!(!net("192.168.10.101/24").contains("192.168.11.1".parse().unwrap()));
+        assert!(net("0.0.0.0/0").contains("8.8.8.8".parse().unwrap()));
+        assert!(!net("10.0.0.1/32").contains("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn system_facts_include_loopback() {
+        // Every network namespace has lo, even a fresh one where it is down.
+        let facts = InterfaceFacts::from_system().unwrap();
+        assert!(facts.addresses("lo").is_some());
+    }
+}

@@ -1,0 +1,114 @@
+//! The file as written: serde shapes with spans on every value a later check
+//! may point at, `Option` where a default applies, unknown keys refused.
+//! Numbers are read wide (`i64`, `f64`) so range errors can name the value.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub vrrp_instance: Vec<S<RawVrrp>>,
+    #[serde(default)]
+    pub virtual_server: Vec<S<RawVirtualServer>>,
+    pub dataplane: Option<S<RawDataplane>>,
+    pub control: Option<S<RawControl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrp {
+    pub name: S<String>,
+    pub state: Option<S<String>>,
+    pub interface: S<String>,
+    pub virtual_router_id: S<i64>,
+    pub priority: Option<S<i64>>,
+    pub advert_int: Option<S<f64>>,
+    pub auth_type: Option<S<String>>,
+    pub auth_pass: Option<S<String>>,
+    #[serde(default)]
+    pub virtual_ipaddress: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVirtualServer {
+    pub vip: S<String>,
+    pub port: S<i64>,
+    pub protocol: Option<S<String>>,
+    pub lvs_sched: Option<S<String>>,
+    pub lvs_method: Option<S<String>>,
+    pub delay_loop: Option<S<f64>>,
+    #[serde(default)]
+    pub real_server: Vec<S<RawRealServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealServer {
+    pub ip: S<String>,
+    pub port: Option<S<i64>>,
+    pub weight: Option<S<i64>>,
+    pub inhibit_on_failure: Option<bool>,
+    pub http_get: Option<S<RawHttpGet>>,
+    pub tcp_check: Option<S<RawTcpCheck>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttpGet {
+    pub connect_port: Option<S<i64>>,
+    pub connect_timeout: Option<S<f64>>,
+    pub bindto: Option<S<String>>,
+    pub retry: Option<S<i64>>,
+    pub delay_before_retry: Option<S<f64>>,
+    #[serde(default)]
+    pub url: Vec<S<RawUrl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUrl {
+    pub path: S<String>,
+    pub status_code: Option<S<i64>>,
+    pub digest: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTcpCheck {
+    pub connect_port: Option<S<i64>>,
+    pub connect_timeout: Option<S<f64>>,
+    pub bindto: Option<S<String>>,
+    pub retry: Option<S<i64>>,
+    pub delay_before_retry: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataplane {
+    pub interface: Option<S<String>>,
+    pub xdp_mode: Option<S<String>>,
+    pub bind_mode: Option<S<String>>,
+    pub queues: Option<S<i64>>,
+    pub cores: Option<S<Vec<S<i64>>>>,
+    pub poll: Option<S<String>>,
+    pub batch_size: Option<S<i64>>,
+    pub ring_size: Option<S<i64>>,
+    pub frame_size: Option<S<i64>>,
+    pub umem_frames: Option<S<i64>>,
+    pub flow_table_size: Option<S<i64>>,
+    pub tcp_timeout: Option<S<f64>>,
+    pub tcpfin_timeout: Option<S<f64>>,
+    pub udp_timeout: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawControl {
+    pub neighbour_refresh: Option<S<f64>>,
+    pub socket: Option<S<String>>,
+}

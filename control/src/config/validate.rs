@@ -1,0 +1,760 @@
+//! From the file as written ([`super::raw`]) to the effective [`Config`]:
+//! defaults, ranges and keywords first ("values"), then checks between
+//! entries ("relations"); each phase reports its earliest error in the file.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::time::Duration;
+
+use dataplane::tables::{L4Proto, Scheduler};
+use toml::Spanned;
+
+use super::model::{
+    service_name, BindMode, Config, Control, Dataplane, HttpGet, Ipv4Net, LvsMethod, Origin,
+    PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpState, XdpMode,
+};
+use super::raw::{
+    RawConfig, RawControl, RawDataplane, RawHttpGet, RawRealServer, RawTcpCheck, RawVirtualServer,
+    RawVrrp,
+};
+use super::{line_of, ConfigError};
+
+const DEFAULT_PRIORITY: i64 = 100;
+const DEFAULT_ADVERT_INT: f64 = 1.0;
+/// keepalived's default `delay_loop`.
+const DEFAULT_DELAY_LOOP: f64 = 60.0;
+/// keepalived's default checker `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
+const DEFAULT_RETRY: i64 = 1;
+const DEFAULT_DELAY_BEFORE_RETRY: f64 = 1.0;
+const DEFAULT_STATUS_CODE: i64 = 200;
+const DEFAULT_WEIGHT: i64 = 1;
+const DEFAULT_BATCH_SIZE: i64 = 64;
+const DEFAULT_RING_SIZE: i64 = 2048;
+const DEFAULT_FRAME_SIZE: i64 = 4096;
+const DEFAULT_FLOW_TABLE_SIZE: i64 = 65536;
+/// IPVS's defaults, as `ipvsadm --set tcp tcpfin udp` shows them.
+const DEFAULT_TCP_TIMEOUT: f64 = 900.0;
+const DEFAULT_TCPFIN_TIMEOUT: f64 = 120.0;
+const DEFAULT_UDP_TIMEOUT: f64 = 300.0;
+const DEFAULT_NEIGHBOUR_REFRESH: f64 = 10.0;
+
+/// The longest name the kernel accepts (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+/// glibc's CPU_SETSIZE: the CPU ids `sched_setaffinity` can name.
+const MAX_CPU: i64 = 1023;
+/// A week: longer idle timeouts only keep dead flows around.
+const MAX_FLOW_TIMEOUT: f64 = 604_800.0;
+const DAY: f64 = 86_400.0;
+
+/// Errors found so far, by byte offset; the earliest wins, ties go to the
+/// check that ran first, errors without a place come last.
+struct Errors<'a> {
+    text: &'a str,
+    found: Vec<(usize, String)>,
+}
+
+impl<'a> Errors<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, found: Vec::new() }
+    }
+
+    fn at(&mut self, span: Range<usize>, reason: impl Into<String>) {
+        self.found.push((span.start, reason.into()));
+    }
+
+    fn nowhere(&mut self, reason: impl Into<String>) {
+        self.found.push((usize::MAX, reason.into()));
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    fn earliest(self, file: &str) -> Option<ConfigError> {
+        let mut best: Option<(usize, String)> = None;
+        for (offset, reason) in self.found {
+            if best.as_ref().is_none_or(|(b, _)| offset < *b) {
+                best = Some((offset, reason));
+            }
+        }
+        best.map(|(offset, reason)| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: (offset != usize::MAX).then(|| line_of(self.text, offset)),
+            reason,
+        })
+    }
+
+    /// An integer in `lo..=hi`.
+    fn int<T: TryFrom<i64>>(&mut self, key: &str, v: &Spanned<i64>, lo: i64, hi: i64) -> Option<T> {
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) {
+            self.at(v.span(), format!("{key} {n} is out of range ({lo}-{hi})"));
+            return None;
+        }
+        T::try_from(n).ok()
+    }
+
+    /// An optional integer in `lo..=hi`, `default` when absent.
+    fn int_or<T: TryFrom<i64> + Default>(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<i64>>,
+        default: i64,
+        lo: i64,
+        hi: i64,
+    ) -> T {
+        match v {
+            Some(v) => self.int(key, v, lo, hi),
+            None => T::try_from(default).ok(),
+        }
+        .unwrap_or_default()
+    }
+
+    /// A power of two in `lo..=hi`.
+    fn pow2(&mut self, key: &str, v: &Option<Spanned<i64>>, default: i64, lo: i64, hi: i64) -> u32 {
+        let Some(v) = v else { return u32::try_from(default).unwrap_or_default() };
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) || n.count_ones() != 1 {
+            self.at(v.span(), format!("{key} {n} is not a power of two between {lo} and {hi}"));
+            return 0;
+        }
+        u32::try_from(n).unwrap_or_default()
+    }
+
+    /// A duration in seconds in `lo..=hi`, `default` when absent.
+    fn secs(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        lo: f64,
+        hi: f64,
+    ) -> Duration {
+        let Some(v) = v else { return Duration::from_secs_f64(default) };
+        let x = *v.get_ref();
+        // Written so that NaN fails too.
+        if !(x >= lo && x <= hi) {
+            self.at(v.span(), format!("{key} {x} is out of range ({lo}-{hi} seconds)"));
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(x).unwrap_or_default()
+    }
+
+    /// One of a closed set of keywords, matched without regard to case.
+    fn keyword<T: Copy>(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        default: T,
+        options: &[(&str, T)],
+        reject: impl FnOnce(&str) -> String,
+    ) -> T {
+        let Some(v) = v else { return default };
+        match options.iter().find(|(name, _)| name.eq_ignore_ascii_case(v.get_ref())) {
+            Some((_, value)) => *value,
+            None => {
+                self.at(v.span(), reject(v.get_ref()));
+                default
+            }
+        }
+    }
+
+    /// An IPv4 address that can be a VIP or a real server.
+    fn unicast(&mut self, key: &str, v: &Spanned<String>) -> Ipv4Addr {
+        let Ok(ip) = v.get_ref().parse::<Ipv4Addr>() else {
+            self.at(v.span(), format!("{key} {:?} is not an IPv4 address", v.get_ref()));
+            return Ipv4Addr::UNSPECIFIED;
+        };
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+            self.at(v.span(), format!("{key} {ip} is not a unicast address a host can own"));
+        }
+        ip
+    }
+
+    fn interface_name(&mut self, v: &Spanned<String>) -> String {
+        let name = v.get_ref();
+        let ok = !name.is_empty()
+            && name.len() <= IFNAME_MAX
+            && name != "."
+            && name != ".."
+            && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+        if !ok {
+            self.at(
+                v.span(),
+                format!(
+                    "interface {name:?} is not a valid interface name \
+                     (1-{IFNAME_MAX} bytes, no '/', ':' or whitespace)"
+                ),
+            );
+        }
+        name.clone()
+    }
+}
+
+/// Where the entries that relation checks compare were written.
+struct Spans {
+    vrrp: Vec<VrrpSpans>,
+    vs: Vec<VsSpans>,
+    dataplane_interface: Option<Range<usize>>,
+}
+
+struct VrrpSpans {
+    name: Range<usize>,
+    interface: Range<usize>,
+    vrid: Range<usize>,
+    vips: Vec<Range<usize>>,
+}
+
+struct VsSpans {
+    vip: Range<usize>,
+    rs_ip: Vec<Range<usize>>,
+    rs_port: Vec<Option<Range<usize>>>,
+}
+
+/// Builds the effective configuration, or the first error (see [`super::parse`]).
+pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, ConfigError> {
+    let mut e = Errors::new(text);
+    let spans = Spans {
+        vrrp: raw.vrrp_instance.iter().map(|v| vrrp_spans(v.get_ref())).collect(),
+        vs: raw.virtual_server.iter().map(|v| vs_spans(v.get_ref())).collect(),
+        dataplane_interface: raw
+            .dataplane
+            .as_ref()
+            .and_then(|d| d.get_ref().interface.as_ref())
+            .map(Spanned::span),
+    };
+    let mut config = Config {
+        vrrp_instances: raw.vrrp_instance.iter().map(|v| vrrp(&mut e, v.get_ref())).collect(),
+        virtual_servers: raw.virtual_server.iter().map(|v| virtual_server(&mut e, v)).collect(),
+        dataplane: dataplane(&mut e, raw.dataplane.as_ref().map(Spanned::get_ref)),
+        control: control(&mut e, raw.control.as_ref().map(Spanned::get_ref)),
+        origin: Origin::default(),
+    };
+    if let Some(err) = e.earliest(file) {
+        return Err(err);
+    }
+
+    let mut e = Errors::new(text);
+    let interface_span = relations(&mut e, &mut config, &spans);
+    if let Some(err) = e.earliest(file) {
+        return Err(err);
+    }
+
+    config.origin = Origin {
+        file: file.to_owned(),
+        dataplane_interface: interface_span.map(|s| line_of(text, s.start)),
+        vrrp_interface: spans.vrrp.iter().map(|v| line_of(text, v.interface.start)).collect(),
+        vip: spans.vs.iter().map(|v| line_of(text, v.vip.start)).collect(),
+        real_server_ip: spans
+            .vs
+            .iter()
+            .map(|v| v.rs_ip.iter().map(|s| line_of(text, s.start)).collect())
+            .collect(),
+    };
+    Ok(config)
+}
+
+fn vrrp_spans(v: &RawVrrp) -> VrrpSpans {
+    VrrpSpans {
+        name: v.name.span(),
+        interface: v.interface.span(),
+        vrid: v.virtual_router_id.span(),
+        vips: v.virtual_ipaddress.iter().map(Spanned::span).collect(),
+    }
+}
+
+fn vs_spans(v: &RawVirtualServer) -> VsSpans {
+    VsSpans {
+        vip: v.vip.span(),
+        rs_ip: v.real_server.iter().map(|r| r.get_ref().ip.span()).collect(),
+        rs_port: v
+            .real_server
+            .iter()
+            .map(|r| r.get_ref().port.as_ref().map(Spanned::span))
+            .collect(),
+    }
+}
+
+fn vrrp(e: &mut Errors, v: &RawVrrp) -> VrrpInstance {
+    if v.name.get_ref().trim().is_empty() {
+        e.at(v.name.span(), "vrrp_instance name is empty");
+    }
+    let state = e.keyword(
+        &v.state,
+        VrrpState::Backup,
+        &[("BACKUP", VrrpState::Backup), ("MASTER", VrrpState::Master)],
+        |s| format!("state {s:?} is not BACKUP or MASTER"),
+    );
+    let advert_int = match &v.advert_int {
+        None => Duration::from_secs_f64(DEFAULT_ADVERT_INT),
+        Some(a) => {
+            let x = *a.get_ref();
+            if (1.0..=255.0).contains(&x) && x.fract() == 0.0 {
+                Duration::from_secs_f64(x)
+            } else {
+                e.at(
+                    a.span(),
+                    format!("advert_int {x} is out of range: VRRPv2 adverts carry whole seconds (1-255)"),
+                );
+                Duration::ZERO
+            }
+        }
+    };
+    VrrpInstance {
+        name: v.name.get_ref().clone(),
+        state,
+        interface: e.interface_name(&v.interface),
+        virtual_router_id: e.int("virtual_router_id", &v.virtual_router_id, 1, 255).unwrap_or(0),
+        priority: e.int_or("priority", &v.priority, DEFAULT_PRIORITY, 1, 254),
+        advert_int,
+        auth_pass: auth(e, v),
+        virtual_ipaddress: v.virtual_ipaddress.iter().map(|a| virtual_ipaddress(e, a)).collect(),
+    }
+}
+
+fn auth(e: &mut Errors, v: &RawVrrp) -> Option<String> {
+    let Some(auth_type) = &v.auth_type else {
+        if let Some(pass) = &v.auth_pass {
+            e.at(pass.span(), "auth_pass is set without auth_type: add auth_type = \"PASS\"");
+        }
+        return None;
+    };
+    let kind = auth_type.get_ref();
+    if kind.eq_ignore_ascii_case("AH") {
+        e.at(
+            auth_type.span(),
+            "auth_type \"AH\" is not supported: xdplb authenticates VRRP with PASS only \
+             (or leave auth_type out)",
+        );
+        return None;
+    }
+    if !kind.eq_ignore_ascii_case("PASS") {
+        e.at(auth_type.span(), format!("auth_type {kind:?} is not PASS or AH"));
+        return None;
+    }
+    let Some(pass) = &v.auth_pass else {
+        e.at(auth_type.span(), "auth_type \"PASS\" needs auth_pass");
+        return None;
+    };
+    // The password is not repeated in errors: only its length matters here.
+    let len = pass.get_ref().len();
+    if len == 0 {
+        e.at(pass.span(), "auth_pass is empty");
+    } else if len > 8 {
+        e.at(pass.span(), format!("auth_pass is {len} bytes long: VRRP carries at most 8"));
+    }
+    Some(pass.get_ref().clone())
+}
+
+fn virtual_ipaddress(e: &mut Errors, v: &Spanned<String>) -> Ipv4Net {
+    let text = v.get_ref();
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text.as_str(), None),
+    };
+    let addr = addr.parse::<Ipv4Addr>();
+    let prefix_len = prefix.map_or(Ok(32), str::parse::<u8>);
+    match (addr, prefix_len) {
+        (Ok(addr), Ok(prefix_len)) => {
+            if !(1..=32).contains(&prefix_len) {
+                e.at(
+                    v.span(),
+                    format!(
+                        "virtual_ipaddress {text:?} has prefix {prefix_len}, out of range (1-32)"
+                    ),
+                );
+            } else if addr.is_unspecified()
+                || addr.is_broadcast()
+                || addr.is_multicast()
+                || addr.is_loopback()
+            {
+                e.at(
+                    v.span(),
+                    format!("virtual_ipaddress {addr} is not a unicast address a host can own"),
+                );
+            }
+            Ipv4Net { addr, prefix_len }
+        }
+        _ => {
+            e.at(v.span(), format!("virtual_ipaddress {text:?} is not IPV4 or IPV4/PREFIX"));
+            Ipv4Net { addr: Ipv4Addr::UNSPECIFIED, prefix_len: 32 }
+        }
+    }
+}
+
+fn virtual_server(e: &mut Errors, v: &Spanned<RawVirtualServer>) -> VirtualServer {
+    let v = v.get_ref();
+    let vip = e.unicast("vip", &v.vip);
+    let port: u16 = e.int("port", &v.port, 1, 65535).unwrap_or(0);
+    let protocol = e.keyword(
+        &v.protocol,
+        L4Proto::Tcp,
+        &[("TCP", L4Proto::Tcp), ("UDP", L4Proto::Udp)],
+        |s| format!("protocol {s:?} is not supported: xdplb balances TCP or UDP"),
+    );
+    let lvs_sched = e.keyword(
+        &v.lvs_sched,
+        Scheduler::Wrr,
+        &[("wrr", Scheduler::Wrr), ("rr", Scheduler::Rr)],
+        |s| format!("lvs_sched {s:?} is not supported: xdplb schedules by wrr or rr"),
+    );
+    let lvs_method = e.keyword(&v.lvs_method, LvsMethod::Dr, &[("DR", LvsMethod::Dr)], |s| {
+        format!(
+            "lvs_method {s:?} is not supported: xdplb forwards by direct server return only (DR)"
+        )
+    });
+    VirtualServer {
+        vip,
+        port,
+        protocol,
+        lvs_sched,
+        lvs_method,
+        delay_loop: e.secs("delay_loop", &v.delay_loop, DEFAULT_DELAY_LOOP, 0.001, DAY),
+        real_servers: v.real_server.iter().map(|r| real_server(e, r.get_ref(), port)).collect(),
+    }
+}
+
+fn real_server(e: &mut Errors, r: &RawRealServer, virtual_port: u16) -> RealServer {
+    let port = match &r.port {
+        Some(p) => e.int("port", p, 1, 65535).unwrap_or(0),
+        None => virtual_port,
+    };
+    RealServer {
+        ip: e.unicast("ip", &r.ip),
+        port,
+        weight: e.int_or("weight", &r.weight, DEFAULT_WEIGHT, 0, 65535),
+        inhibit_on_failure: r.inhibit_on_failure.unwrap_or(false),
+        http_get: r.http_get.as_ref().map(|h| http_get(e, h, port)),
+        tcp_check: r.tcp_check.as_ref().map(|t| tcp_check(e, t.get_ref(), port)),
+    }
+}
+
+fn bindto(e: &mut Errors, v: &Option<Spanned<String>>) -> Option<Ipv4Addr> {
+    let v = v.as_ref()?;
+    match v.get_ref().parse::<Ipv4Addr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            e.at(v.span(), format!("bindto {:?} is not an IPv4 address", v.get_ref()));
+            None
+        }
+    }
+}
+
+fn http_get(e: &mut Errors, h: &Spanned<RawHttpGet>, port: u16) -> HttpGet {
+    let span = h.span();
+    let h = h.get_ref();
+    if h.url.is_empty() {
+        e.at(span, "http_get needs at least one [[...http_get.url]] with a path");
+    }
+    HttpGet {
+        connect_port: e.int_or("connect_port", &h.connect_port, i64::from(port), 1, 65535),
+        connect_timeout: e.secs(
+            "connect_timeout",
+            &h.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+            0.001,
+            3600.0,
+        ),
+        bindto: bindto(e, &h.bindto),
+        retry: e.int_or("retry", &h.retry, DEFAULT_RETRY, 0, 100),
+        delay_before_retry: e.secs(
+            "delay_before_retry",
+            &h.delay_before_retry,
+            DEFAULT_DELAY_BEFORE_RETRY,
+            0.0,
+            3600.0,
+        ),
+        urls: h
+            .url
+            .iter()
+            .map(|u| {
+                let u = u.get_ref();
+                let path = u.path.get_ref();
+                if !path.starts_with('/')
+                    || path.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    e.at(
+                        u.path.span(),
+                        format!("url path {path:?} must start with '/' and have no spaces"),
+                    );
+                }
+                Url {
+                    path: path.clone(),
+                    status_code: e.int_or(
+                        "status_code",
+                        &u.status_code,
+                        DEFAULT_STATUS_CODE,
+                        100,
+                        599,
+                    ),
+                    digest: u.digest.as_ref().map(|d| digest(e, d)),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn digest(e: &mut Errors, d: &Spanned<String>) -> String {
+    let text = d.get_ref();
+    if text.len() != 32 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+        e.at(d.span(), format!("digest {text:?} is not an MD5 digest (32 hex digits)"));
+    }
+    text.to_ascii_lowercase()
+}
+
+fn tcp_check(e: &mut Errors, t: &RawTcpCheck, port: u16) -> TcpCheck {
+    TcpCheck {
+        connect_port: e.int_or("connect_port", &t.connect_port, i64::from(port), 1, 65535),
+        connect_timeout: e.secs(
+            "connect_timeout",
+            &t.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+            0.001,
+            3600.0,
+        ),
+        bindto: bindto(e, &t.bindto),
+        retry: e.int_or("retry", &t.retry, DEFAULT_RETRY, 0, 100),
+        delay_before_retry: e.secs(
+            "delay_before_retry",
+            &t.delay_before_retry,
+            DEFAULT_DELAY_BEFORE_RETRY,
+            0.0,
+            3600.0,
+        ),
+    }
+}
+
+fn dataplane(e: &mut Errors, d: Option<&RawDataplane>) -> Dataplane {
+    let empty;
+    let d = match d {
+        Some(d) => d,
+        None => {
+            empty = RawDataplane::default();
+            &empty
+        }
+    };
+    let ring_size = e.pow2("ring_size", &d.ring_size, DEFAULT_RING_SIZE, 64, 16384);
+    let umem_frames = if d.umem_frames.is_some() {
+        // At least a full fill ring, or RX starves before it starts.
+        e.pow2("umem_frames", &d.umem_frames, 0, i64::from(ring_size.max(64)), 1 << 20)
+    } else {
+        ring_size.saturating_mul(2)
+    };
+    let cores = d.cores.as_ref().map(|c| {
+        if c.get_ref().is_empty() {
+            e.at(c.span(), "cores is empty: list CPU ids, or leave cores out for no pinning");
+        }
+        c.get_ref().iter().map(|id| e.int("cores entry", id, 0, MAX_CPU).unwrap_or(0)).collect()
+    });
+    let frame_size = match &d.frame_size {
+        None => DEFAULT_FRAME_SIZE,
+        Some(f) => {
+            let n = *f.get_ref();
+            if n != 2048 && n != 4096 {
+                e.at(f.span(), format!("frame_size {n} is not 2048 or 4096"));
+            }
+            n
+        }
+    };
+    Dataplane {
+        interface: d.interface.as_ref().map(|i| e.interface_name(i)).unwrap_or_default(),
+        xdp_mode: e.keyword(
+            &d.xdp_mode,
+            XdpMode::Auto,
+            &[("auto", XdpMode::Auto), ("native", XdpMode::Native), ("generic", XdpMode::Generic)],
+            |s| format!("xdp_mode {s:?} is not one of auto, native, generic"),
+        ),
+        bind_mode: e.keyword(
+            &d.bind_mode,
+            BindMode::Auto,
+            &[("auto", BindMode::Auto), ("copy", BindMode::Copy), ("zerocopy", BindMode::ZeroCopy)],
+            |s| format!("bind_mode {s:?} is not one of auto, copy, zerocopy"),
+        ),
+        queues: d.queues.as_ref().and_then(|q| e.int("queues", q, 1, 1024)),
+        cores,
+        poll: e.keyword(
+            &d.poll,
+            PollMode::Adaptive,
+            &[("adaptive", PollMode::Adaptive), ("busy", PollMode::Busy)],
+            |s| format!("poll {s:?} is not one of adaptive, busy"),
+        ),
+        batch_size: e.int_or("batch_size", &d.batch_size, DEFAULT_BATCH_SIZE, 1, 256),
+        ring_size,
+        frame_size: u32::try_from(frame_size).unwrap_or_default(),
+        umem_frames,
+        flow_table_size: e.int_or(
+            "flow_table_size",
+            &d.flow_table_size,
+            DEFAULT_FLOW_TABLE_SIZE,
+            1,
+            1 << 24,
+        ),
+        tcp_timeout: e.secs(
+            "tcp_timeout",
+            &d.tcp_timeout,
+            DEFAULT_TCP_TIMEOUT,
+            1.0,
+            MAX_FLOW_TIMEOUT,
+        ),
+        tcpfin_timeout: e.secs(
+            "tcpfin_timeout",
+            &d.tcpfin_timeout,
+            DEFAULT_TCPFIN_TIMEOUT,
+            1.0,
+            MAX_FLOW_TIMEOUT,
+        ),
+        udp_timeout: e.secs(
+            "udp_timeout",
+            &d.udp_timeout,
+            DEFAULT_UDP_TIMEOUT,
+            1.0,
+            MAX_FLOW_TIMEOUT,
+        ),
+    }
+}
+
+fn control(e: &mut Errors, c: Option<&RawControl>) -> Control {
+    let empty;
+    let c = match c {
+        Some(c) => c,
+        None => {
+            empty = RawControl::default();
+            &empty
+        }
+    };
+    let socket = c.socket.as_ref().map(|s| {
+        if s.get_ref().is_empty() || s.get_ref().contains('\0') {
+            e.at(s.span(), format!("socket {:?} is not a usable socket path", s.get_ref()));
+        }
+        s.get_ref().clone()
+    });
+    Control {
+        neighbour_refresh: e.secs(
+            "neighbour_refresh",
+            &c.neighbour_refresh,
+            DEFAULT_NEIGHBOUR_REFRESH,
+            0.1,
+            3600.0,
+        ),
+        socket,
+    }
+}
+
+/// Checks between entries and settles the data-plane interface; returns the
+/// span of the key that named it.
+fn relations(e: &mut Errors, config: &mut Config, spans: &Spans) -> Option<Range<usize>> {
+    let mut names: HashMap<&str, &Range<usize>> = HashMap::new();
+    let mut vrids: HashMap<(&str, u8), &str> = HashMap::new();
+    let mut vrrp_vips: HashMap<Ipv4Addr, &Range<usize>> = HashMap::new();
+    for (v, s) in config.vrrp_instances.iter().zip(&spans.vrrp) {
+        if let Some(first) = names.insert(&v.name, &s.name) {
+            let line = e.line(first);
+            e.at(
+                s.name.clone(),
+                format!("vrrp_instance {:?} is defined twice (first at line {line})", v.name),
+            );
+        }
+        if let Some(other) = vrids.insert((&v.interface, v.virtual_router_id), &v.name) {
+            e.at(
+                s.vrid.clone(),
+                format!(
+                    "virtual_router_id {} on {} is used by vrrp_instance {other:?} and {:?}",
+                    v.virtual_router_id, v.interface, v.name
+                ),
+            );
+        }
+        for (net, span) in v.virtual_ipaddress.iter().zip(&s.vips) {
+            if let Some(first) = vrrp_vips.insert(net.addr, span) {
+                let line = e.line(first);
+                e.at(
+                    span.clone(),
+                    format!(
+                        "virtual_ipaddress {} is listed twice (first at line {line})",
+                        net.addr
+                    ),
+                );
+            }
+        }
+    }
+
+    let mut services = HashMap::new();
+    let vips: Vec<Ipv4Addr> =
+        config.virtual_servers.iter().map(|vs| vs.vip).chain(vrrp_vips.keys().copied()).collect();
+    for (vs, s) in config.virtual_servers.iter().zip(&spans.vs) {
+        let name = service_name(&vs.key());
+        if let Some(first) = services.insert(vs.key(), &s.vip) {
+            let line = e.line(first);
+            e.at(
+                s.vip.clone(),
+                format!("virtual_server {name} is defined twice (first at line {line})"),
+            );
+        }
+        let mut seen: HashMap<Ipv4Addr, &Range<usize>> = HashMap::new();
+        for ((rs, ip_span), port_span) in vs.real_servers.iter().zip(&s.rs_ip).zip(&s.rs_port) {
+            if rs.port != vs.port {
+                e.at(
+                    port_span.clone().unwrap_or_else(|| ip_span.clone()),
+                    format!(
+                        "DR cannot rewrite ports: real server {}:{} differs from virtual port {}",
+                        rs.ip, rs.port, vs.port
+                    ),
+                );
+            }
+            if let Some(first) = seen.insert(rs.ip, ip_span) {
+                let line = e.line(first);
+                e.at(
+                    ip_span.clone(),
+                    format!(
+                        "real server {}:{} is listed twice in virtual_server {name} (first at line {line})",
+                        rs.ip, rs.port
+                    ),
+                );
+            }
+            if vips.contains(&rs.ip) {
+                e.at(
+                    ip_span.clone(),
+                    format!(
+                        "real server {} is also a VIP: DR needs real servers with addresses of their own",
+                        rs.ip
+                    ),
+                );
+            }
+        }
+    }
+
+    if let Some(span) = &spans.dataplane_interface {
+        return Some(span.clone());
+    }
+    let mut interfaces: Vec<&str> = Vec::new();
+    let mut clash = None;
+    for (v, s) in config.vrrp_instances.iter().zip(&spans.vrrp) {
+        if !interfaces.contains(&v.interface.as_str()) {
+            if !interfaces.is_empty() && clash.is_none() {
+                clash = Some(s.interface.clone());
+            }
+            interfaces.push(&v.interface);
+        }
+    }
+    match (interfaces.as_slice(), clash) {
+        ([], _) => {
+            e.nowhere("no data-plane interface: set [dataplane] interface, or name one in a vrrp_instance");
+            None
+        }
+        (_, Some(span)) => {
+            e.at(
+                span,
+                format!(
+                    "vrrp_instances use several interfaces ({}): set [dataplane] interface \
+                     to the one the data plane serves",
+                    interfaces.join(", ")
+                ),
+            );
+            None
+        }
+        ([only, ..], None) => {
+            config.dataplane.interface = (*only).to_owned();
+            spans.vrrp.first().map(|s| s.interface.clone())
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Waiting for a condition instead of sleeping for a guess: the only sleep
+//! in the lab is the poll interval between two looks.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+/// Polls `condition` every `poll` until it returns `Ok(true)`, an error, or
+/// `timeout` passes (then fails naming `what`). The condition is always
+/// tried at least once and once more at the deadline.
+pub fn wait_until<F>(what: &str, timeout: Duration, poll: Duration, mut condition: F) -> Result<()>
+where
+    F: FnMut() -> Result<bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition()? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(poll.min(deadline - now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_once_the_condition_holds() {
+        let mut calls = 0;
+        wait_until("third call", Duration::from_secs(5), Duration::from_millis(1), || {
+            calls += 1;
+            Ok(calls == 3)
+        })
+        .unwrap();
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn times_out_naming_the_condition() {
+        let started = Instant::now();
+        let err = wait_until("never", Duration::from_millis(30), Duration::from_millis(5), || {
+            Ok(false)
+        })
+        .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert!(err.to_string().contains("never"), "{err}");
+    }
+
+    #[test]
+    fn stops_at_the_first_error() {
+        let mut calls = 0;
+        let err = wait_until("error", Duration::from_secs(5), Duration::from_millis(1), || {
+            calls += 1;
+            bail!("broken")
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(err.to_string(), "broken");
+    }
+}
