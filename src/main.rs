@@ -68,8 +68,7 @@ fn init_logging() {
 
 fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = control::config::load(&path)?;
-    control::daemon::run(config)
-        .with_context(|| format!("running with {}", path.display()))?;
+    control::daemon::run(config).with_context(|| format!("running with {}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -148,12 +148,7 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
                 running.vips.push(vip);
             }
             VipPresence::Operators { prefix_len, proto } => {
-                return Err(DaemonError::VipClash {
-                    vip,
-                    interface,
-                    prefix_len,
-                    proto,
-                });
+                return Err(DaemonError::VipClash { vip, interface, prefix_len, proto });
             }
         }
     }
@@ -178,12 +173,8 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     refresh_macs(&running.netlink, index, config, &mut macs).await;
 
     let mut generation = 1;
-    let tables = Arc::new(SharedSnapshot::new(build_snapshot(
-        config,
-        &macs,
-        running.link.mac,
-        generation,
-    )?));
+    let tables =
+        Arc::new(SharedSnapshot::new(build_snapshot(config, &macs, running.link.mac, generation)?));
     log_unresolved(&tables.load_full(), &mut Vec::new());
 
     let dp = &config.dataplane;
@@ -385,11 +376,9 @@ fn queue_count(config: &Config, link: &Link) -> Result<u32, DaemonError> {
     let available = active_rx_queues(link).max(1);
     match config.dataplane.queues {
         None => Ok(available),
-        Some(requested) if requested > available => Err(DaemonError::TooManyQueues {
-            interface: link.name.clone(),
-            requested,
-            available,
-        }),
+        Some(requested) if requested > available => {
+            Err(DaemonError::TooManyQueues { interface: link.name.clone(), requested, available })
+        }
         Some(requested) => Ok(requested),
     }
 }

@@ -588,7 +588,7 @@ impl Netlink {
 }
 
 /// Neighbour changes of one interface, from [`Netlink::neighbour_events`]; the socket closes
-/// when this is dropped.
+/// when this is dropped. The stream ends only if the socket fails: subscribe again and re-read.
 pub struct NeighbourEvents {
     index: u32,
     messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
@@ -912,6 +912,62 @@ mod tests {
         0x08, 0x00, 0x0f, 0x00, 0x01, 0x00, 0x00, 0x00,
     ];
 
+    // Two RTM_NEWADDR messages of the kernel's reply to `ip -4 addr show dev d0` (Linux 6.18):
+    // the operator's 192.168.77.1/24 (`ip addr add`), then the VIP `add_vip` put there, which
+    // carries IFA_PROTO 0x58. Captured with `strace -e read=3 -xx ip -4 addr show dev d0`.
+    #[rustfmt::skip]
+    const OPERATOR_ADDR: [u8; 76] = [
+        // nlmsghdr: len 76, RTM_NEWADDR, NLM_F_MULTI | NLM_F_DUMP_FILTERED, seq, pid
+        0x4c, 0x00, 0x00, 0x00, 0x14, 0x00, 0x22, 0x00, 0x4a, 0x23, 0x0a, 0x6b, 0x4e, 0x63, 0x00, 0x00,
+        // ifaddrmsg: AF_INET, /24, IFA_F_PERMANENT, scope global, ifindex 3
+        0x02, 0x18, 0x80, 0x00, 0x03, 0x00, 0x00, 0x00,
+        // IFA_ADDRESS, IFA_LOCAL 192.168.77.1
+        0x08, 0x00, 0x01, 0x00, 0xc0, 0xa8, 0x4d, 0x01, 0x08, 0x00, 0x02, 0x00, 0xc0, 0xa8, 0x4d, 0x01,
+        // IFA_LABEL "d0"
+        0x07, 0x00, 0x03, 0x00, 0x64, 0x30, 0x00, 0x00,
+        // IFA_FLAGS IFA_F_PERMANENT
+        0x08, 0x00, 0x08, 0x00, 0x80, 0x00, 0x00, 0x00,
+        // IFA_CACHEINFO
+        0x14, 0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xcb, 0xdf, 0x01, 0x00, 0xcb, 0xdf, 0x01, 0x00,
+    ];
+    #[rustfmt::skip]
+    const OUR_VIP_ADDR: [u8; 84] = [
+        // nlmsghdr: len 84, RTM_NEWADDR, NLM_F_MULTI | NLM_F_DUMP_FILTERED, seq, pid
+        0x54, 0x00, 0x00, 0x00, 0x14, 0x00, 0x22, 0x00, 0x4a, 0x23, 0x0a, 0x6b, 0x4e, 0x63, 0x00, 0x00,
+        // ifaddrmsg: AF_INET, /32, IFA_F_PERMANENT, scope global, ifindex 3
+        0x02, 0x20, 0x80, 0x00, 0x03, 0x00, 0x00, 0x00,
+        // IFA_ADDRESS, IFA_LOCAL 192.168.77.110
+        0x08, 0x00, 0x01, 0x00, 0xc0, 0xa8, 0x4d, 0x6e, 0x08, 0x00, 0x02, 0x00, 0xc0, 0xa8, 0x4d, 0x6e,
+        // IFA_LABEL "d0"
+        0x07, 0x00, 0x03, 0x00, 0x64, 0x30, 0x00, 0x00,
+        // IFA_PROTO 0x58 (+ 3 bytes padding)
+        0x05, 0x00, 0x0b, 0x00, 0x58, 0x00, 0x00, 0x00,
+        // IFA_FLAGS IFA_F_PERMANENT
+        0x08, 0x00, 0x08, 0x00, 0x80, 0x00, 0x00, 0x00,
+        // IFA_CACHEINFO
+        0x14, 0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xcc, 0xdf, 0x01, 0x00, 0xcc, 0xdf, 0x01, 0x00,
+    ];
+
+    fn parse_address(bytes: &[u8]) -> Address {
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) = msg.payload else {
+            panic!("not RTM_NEWADDR: {msg:?}");
+        };
+        address_from_message(&m).unwrap()
+    }
+
+    #[test]
+    fn kernel_address_dump_classifies() {
+        let vip = Ipv4Addr::new(192, 168, 77, 110);
+        let own = Ipv4Addr::new(192, 168, 77, 1);
+        let list = [parse_address(&OPERATOR_ADDR), parse_address(&OUR_VIP_ADDR)];
+        assert_eq!(list, [addr(own, 24, 0), addr(vip, 32, XDPLB_IFA_PROTO)]);
+        assert_eq!(classify_vip(&list, vip), VipPresence::OursLeftover);
+        assert_eq!(classify_vip(&list, own), VipPresence::Operators { prefix_len: 24, proto: 0 });
+    }
+
     #[test]
     fn kernel_managed_neighbour_reply_parses() {
         let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&MANAGED_NEIGH_REPLY).unwrap();
@@ -1127,8 +1183,6 @@ mod tests {
             );
 
             nl.add_vip(index, vip).await.unwrap();
-            let o = Command::new("sh").arg("-c").arg("strace -e trace=recvmsg,sendmsg -e read=3 -e write=3 -xx -s 0 ip -4 addr show dev d0 2>&1").output().unwrap();
-            eprintln!("CAPTURE\n{}", String::from_utf8_lossy(&o.stdout));
             assert!(run("ip -o -4 addr show dev d0").contains("inet 192.168.77.110/32 "));
             let addrs = nl.ipv4_addresses(index).await.unwrap();
             assert!(addrs.contains(&addr(vip, 32, XDPLB_IFA_PROTO)), "{addrs:?}");

@@ -96,7 +96,8 @@ port = 53
         let macs = HashMap::from([(Ipv4Addr::new(192, 168, 10, 104), mac)]);
         let snap = build_snapshot(&config, &macs, [2, 0, 0, 0x0a, 0, 0x65], 7).expect("snapshot");
         assert_eq!(snap.generation, 7);
-        let web = ServiceKey { vip: Ipv4Addr::new(192, 168, 10, 110), port: 80, proto: L4Proto::Tcp };
+        let web =
+            ServiceKey { vip: Ipv4Addr::new(192, 168, 10, 110), port: 80, proto: L4Proto::Tcp };
         let idx = snap.service_index(&web).expect("web service");
         assert_eq!(snap.services()[idx].members, vec![BackendId(0), BackendId(1)]);
         let web1 = snap.backend(BackendId(0)).expect("web1");

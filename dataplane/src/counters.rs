@@ -133,8 +133,9 @@ impl CounterView {
         let fixed = [("rx", self.rx()), ("tx", self.tx()), ("ip_options", self.ip_options())]
             .into_iter()
             .map(|(n, v)| (n.to_owned(), v));
-        let forwards =
-            ForwardKind::ALL.into_iter().map(|k| (format!("forward.{}", k.name()), self.forwarded(k)));
+        let forwards = ForwardKind::ALL
+            .into_iter()
+            .map(|k| (format!("forward.{}", k.name()), self.forwarded(k)));
         let drops =
             DropReason::ALL.into_iter().map(|r| (format!("drop.{}", r.name()), self.dropped(r)));
         fixed.chain(forwards).chain(drops)
@@ -180,7 +181,8 @@ mod tests {
         b.add_ip_options();
         shared[0].publish(&a);
         shared[1].publish(&b);
-        let total = shared.iter().map(SharedCounters::read).fold(CounterView::default(), CounterView::sum);
+        let total =
+            shared.iter().map(SharedCounters::read).fold(CounterView::default(), CounterView::sum);
         assert_eq!((total.rx(), total.tx(), total.ip_options()), (12, 4, 1));
         assert_eq!(total.dropped_total(), 1);
         let names: Vec<String> = total.named().map(|(n, _)| n).collect();

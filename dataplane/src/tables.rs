@@ -201,7 +201,13 @@ mod tests {
     use super::*;
 
     fn backend(id: u32, last: u8, weight: u32, mac: Option<Mac>) -> Backend {
-        Backend { id: BackendId(id), addr: Ipv4Addr::new(192, 168, 10, last), port: 80, weight, mac }
+        Backend {
+            id: BackendId(id),
+            addr: Ipv4Addr::new(192, 168, 10, last),
+            port: 80,
+            weight,
+            mac,
+        }
     }
 
     fn service(port: u16) -> Service {
@@ -234,12 +240,16 @@ mod tests {
 
     #[test]
     fn rejects_duplicates() {
-        let dup_service = Snapshot::new(0, [0; 6], vec![(service(80), vec![]), (service(80), vec![])]);
+        let dup_service =
+            Snapshot::new(0, [0; 6], vec![(service(80), vec![]), (service(80), vec![])]);
         assert!(matches!(dup_service, Err(SnapshotError::DuplicateService(_))));
         let dup_backend = Snapshot::new(
             0,
             [0; 6],
-            vec![(service(80), vec![backend(0, 103, 1, None)]), (service(81), vec![backend(0, 104, 1, None)])],
+            vec![
+                (service(80), vec![backend(0, 103, 1, None)]),
+                (service(81), vec![backend(0, 104, 1, None)]),
+            ],
         );
         assert_eq!(dup_backend, Err(SnapshotError::DuplicateBackend(BackendId(0))));
     }

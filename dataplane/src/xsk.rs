@@ -129,18 +129,19 @@ impl Xsk {
             .map_err(|e| XskError::Config(format!("UMEM: {e}")))?;
         let frames = NonZeroU32::new(config.frames)
             .ok_or_else(|| XskError::Config("umem_frames must be > 0".to_owned()))?;
-        let (umem, descs) =
-            Umem::new(umem_config, frames, false).map_err(|e| XskError::Umem {
-                frames: config.frames,
-                frame_size: config.frame_size,
-                detail: umem_error_hint(&error_chain(&e)),
-            })?;
+        let (umem, descs) = Umem::new(umem_config, frames, false).map_err(|e| XskError::Umem {
+            frames: config.frames,
+            frame_size: config.frame_size,
+            detail: umem_error_hint(&error_chain(&e)),
+        })?;
         let if_name: Interface = interface
             .parse()
             .map_err(|_| XskError::Config(format!("interface name {interface:?}")))?;
 
         let attempts: &[(BindFlags, &'static str)] = match config.bind {
-            BindMode::Auto => &[(BindFlags::XDP_ZEROCOPY, "zero-copy"), (BindFlags::XDP_COPY, "copy")],
+            BindMode::Auto => {
+                &[(BindFlags::XDP_ZEROCOPY, "zero-copy"), (BindFlags::XDP_COPY, "copy")]
+            }
             BindMode::Copy => &[(BindFlags::XDP_COPY, "copy")],
             BindMode::ZeroCopy => &[(BindFlags::XDP_ZEROCOPY, "zero-copy")],
         };
@@ -252,9 +253,11 @@ impl Xsk {
     /// Sleeps until a frame arrives or `timeout_ms` passes; returns whether
     /// frames are waiting. Also serves as the fill-ring wake-up.
     pub fn wait_for_rx(&mut self, timeout_ms: i32) -> Result<bool, XskError> {
-        self.rx
-            .poll(timeout_ms)
-            .map_err(|source| XskError::Syscall { call: "poll", queue: self.queue, source })
+        self.rx.poll(timeout_ms).map_err(|source| XskError::Syscall {
+            call: "poll",
+            queue: self.queue,
+            source,
+        })
     }
 
     /// Whether transmitted frames still await completion.
@@ -308,9 +311,11 @@ impl Xsk {
         // One kick moves a bounded number of frames (32 in copy mode), so
         // keep kicking while anything is outstanding.
         if self.tx_outstanding > 0 && self.tx.needs_wakeup() {
-            self.tx
-                .wakeup()
-                .map_err(|source| XskError::Syscall { call: "sendto", queue: self.queue, source })?;
+            self.tx.wakeup().map_err(|source| XskError::Syscall {
+                call: "sendto",
+                queue: self.queue,
+                source,
+            })?;
         }
         Ok(())
     }

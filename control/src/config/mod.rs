@@ -192,8 +192,16 @@ fn toml_reason(text: &str, e: &toml::de::Error) -> String {
     if message == "duplicate key" && !spanned_text.is_empty() {
         return format!("duplicate key `{spanned_text}`");
     }
-    if !message.starts_with("invalid type") && !message.starts_with("invalid value") {
-        return message;
+    if message.starts_with("unknown field") {
+        return message.replacen("unknown field", "unknown key", 1);
+    }
+    if let Some(rest) = message.strip_prefix("missing field") {
+        // The span is the table's header, e.g. `[[virtual_server]]`.
+        return if spanned_text.starts_with('[') && !spanned_text.contains('\n') {
+            format!("missing key{rest} in {spanned_text}")
+        } else {
+            format!("missing key{rest}")
+        };
     }
     let message = message
         .replace("expected i64", "expected an integer")

@@ -180,23 +180,23 @@ fn unconditional_vips_exclude_those_vrrp_lists() {
 fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
     vec![
         // Shape: what the TOML reader finds.
-        ("syntax", "[[virtual_server]\n".into(), "t.toml:1: invalid array of tables; expected `]]`"),
+        ("syntax", "[[virtual_server]\n".into(), "t.toml:1: unclosed array table, expected `]`"),
         (
             "unknown top-level key",
-            cat(&[DP, "\nglobal_defs = 1\n"]),
-            "t.toml:4: unknown field `global_defs`, expected one of `vrrp_instance`, \
+            cat(&["# from keepalived.conf\n\nglobal_defs = 1\n", DP]),
+            "t.toml:3: unknown key `global_defs`, expected one of `vrrp_instance`, \
              `virtual_server`, `dataplane`, `control`",
         ),
         (
             "unknown real_server key",
             cat(&[VS, RS, "notify_down = \"/bin/true\"\n", DP]),
-            "t.toml:6: unknown field `notify_down`, expected one of `ip`, `port`, `weight`, \
+            "t.toml:6: unknown key `notify_down`, expected one of `ip`, `port`, `weight`, \
              `inhibit_on_failure`, `http_get`, `tcp_check`",
         ),
         (
             "unknown control key",
             cat(&[DP, "[control]\nsocket = \"/tmp/x\"\nrefresh = 3\n"]),
-            "t.toml:5: unknown field `refresh`, expected `neighbour_refresh` or `socket`",
+            "t.toml:5: unknown key `refresh`, expected `neighbour_refresh` or `socket`",
         ),
         (
             "port as a string",
@@ -216,7 +216,7 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
         (
             "missing vip",
             "\n[[virtual_server]]\nport = 80\n".into(),
-            "t.toml:2: missing field `vip`",
+            "t.toml:2: missing key `vip` in [[virtual_server]]",
         ),
         (
             "duplicate key",
@@ -513,6 +513,12 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             cat(&[VRRP, "[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\nvirtual_router_id = 52\n"]),
             "t.toml:7: vrrp_instances use several interfaces (eth0, eth1): set [dataplane] interface \
              to the one the data plane serves",
+        ),
+        (
+            "a service VIP moved by VRRP on another interface",
+            cat(&[VRRP, "virtual_ipaddress = [\"192.168.10.110\"]\n", VS, "[dataplane]\ninterface = \"eth1\"\n"]),
+            "t.toml:3: vrrp_instance \"VI_1\" holds VIP 192.168.10.110 of virtual_server \
+             192.168.10.110:80/TCP on eth0, but the data plane serves eth1",
         ),
         (
             "no interface anywhere",

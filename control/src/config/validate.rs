@@ -724,6 +724,27 @@ fn relations(e: &mut Errors, config: &mut Config, spans: &Spans) -> Option<Range
     }
 
     if let Some(span) = &spans.dataplane_interface {
+        // VRRP moves a service's VIP; on another interface, traffic for it
+        // would arrive where the data plane is not listening.
+        let serves = &config.dataplane.interface;
+        for vs in &config.virtual_servers {
+            for (v, s) in config.vrrp_instances.iter().zip(&spans.vrrp) {
+                let holds = v.virtual_ipaddress.iter().any(|net| net.addr == vs.vip);
+                if holds && v.interface != *serves {
+                    e.at(
+                        s.interface.clone(),
+                        format!(
+                            "vrrp_instance {:?} holds VIP {} of virtual_server {} on {}, \
+                             but the data plane serves {serves}",
+                            v.name,
+                            vs.vip,
+                            service_name(&vs.key()),
+                            v.interface
+                        ),
+                    );
+                }
+            }
+        }
         return Some(span.clone());
     }
     let mut interfaces: Vec<&str> = Vec::new();

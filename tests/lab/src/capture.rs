@@ -41,7 +41,17 @@ impl Capture {
         // fail to write into our root-owned directory. --immediate-mode: no
         // frames left in the kernel buffer when SIGINT comes.
         let mut argv = vec![
-            "tcpdump", "-i", ifname, "-w", &file_arg, "-U", "-s", "0", "-n", "-Z", "root",
+            "tcpdump",
+            "-i",
+            ifname,
+            "-w",
+            &file_arg,
+            "-U",
+            "-s",
+            "0",
+            "-n",
+            "-Z",
+            "root",
             "--immediate-mode",
         ];
         if !filter.is_empty() {

@@ -31,7 +31,8 @@ pub fn check<S: AsRef<OsStr>>(argv: &[S], output: &Output) -> Result<()> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let said = if stderr.trim().is_empty() { String::from_utf8_lossy(&output.stdout) } else { stderr };
+    let said =
+        if stderr.trim().is_empty() { String::from_utf8_lossy(&output.stdout) } else { stderr };
     bail!("`{}` failed ({}): {}", display(argv), output.status, said.trim_end())
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn split<S: AsRef<OsStr>>(argv: &[S]) -> Result<(&OsStr, &[S])> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -18,7 +18,7 @@ pub struct RealServer {
 
 /// A single-director configuration: one VIP:port/TCP service, owned without
 /// VRRP, served on one interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SingleLb {
     /// The data-plane interface.
     pub interface: String,
@@ -91,6 +91,7 @@ impl SingleLb {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -108,7 +109,10 @@ mod tests {
         assert!(toml.contains("ip = \"192.168.10.104\"\nport = 80\nweight = 1\n"), "{toml}");
         assert_eq!(toml.matches("[[virtual_server.real_server]]").count(), 2);
         assert_eq!(toml.matches("path = \"/health_check.html\"").count(), 2);
-        assert!(toml.ends_with("[dataplane]\ninterface = \"eth0\"\nxdp_mode = \"skb\"\n"), "{toml}");
+        assert!(
+            toml.ends_with("[dataplane]\ninterface = \"eth0\"\nxdp_mode = \"skb\"\n"),
+            "{toml}"
+        );
         cfg.health_check = false;
         assert!(!cfg.to_toml().contains("http_get"));
     }

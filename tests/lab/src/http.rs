@@ -51,17 +51,17 @@ fn request(addr: SocketAddrV4, path: &str) -> Result<TcpStream> {
         .with_context(|| format!("connect {addr}"))?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", addr.ip())
-        .with_context(|| format!("send request to {addr}"))?;
+    // One write, one segment: `write!` on the socket would send each piece.
+    let head = format!("GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", addr.ip());
+    stream.write_all(head.as_bytes()).with_context(|| format!("send request to {addr}"))?;
     Ok(stream)
 }
 
 /// Parses a whole response; checks the body against Content-Length if given.
 pub fn parse_response(raw: &[u8]) -> Result<HttpResponse> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("response without end of headers: {:?}", String::from_utf8_lossy(raw)))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| {
+        anyhow!("response without end of headers: {:?}", String::from_utf8_lossy(raw))
+    })?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let body = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -249,9 +249,9 @@ impl HttpStream {
             let mut lines = Vec::new();
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line).with_context(|| {
-                    format!("body from {addr} after {} lines", lines.len())
-                })?;
+                let n = reader
+                    .read_line(&mut line)
+                    .with_context(|| format!("body from {addr} after {} lines", lines.len()))?;
                 if n == 0 {
                     break;
                 }
@@ -267,7 +267,9 @@ impl HttpStream {
 
     /// The client address once connected (fails if the connection failed).
     pub fn local_addr(&self, timeout: Duration) -> Result<SocketAddrV4> {
-        self.local.recv_timeout(timeout).map_err(|e| anyhow!("no connection within {timeout:?}: {e}"))
+        self.local
+            .recv_timeout(timeout)
+            .map_err(|e| anyhow!("no connection within {timeout:?}: {e}"))
     }
 
     /// The first body line once it arrived, e.g. `web1 0`.
@@ -290,6 +292,7 @@ impl HttpStream {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

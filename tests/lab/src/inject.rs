@@ -21,7 +21,8 @@ pub struct PacketSocket {
 impl PacketSocket {
     /// Opens the socket and binds it to `ifname`.
     pub fn bind(ifname: &str) -> Result<Self> {
-        let ifindex = if_nametoindex(ifname).with_context(|| format!("if_nametoindex({ifname})"))?;
+        let ifindex =
+            if_nametoindex(ifname).with_context(|| format!("if_nametoindex({ifname})"))?;
         let fd = socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC, None)
             .context("socket(AF_PACKET, SOCK_RAW)")?;
         let addr = libc::sockaddr_ll {
@@ -37,9 +38,8 @@ impl PacketSocket {
         // SAFETY: `fd` is an open socket we own; `addr` is a fully initialised
         // sockaddr_ll that lives across the call, and `len` is its size, so the
         // kernel reads only memory of `addr`.
-        let rc = unsafe {
-            libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_ll).cast(), len)
-        };
+        let rc =
+            unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_ll).cast(), len) };
         if rc != 0 {
             return Err(std::io::Error::last_os_error())
                 .with_context(|| format!("bind(AF_PACKET) to {ifname}"));

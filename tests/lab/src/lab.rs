@@ -58,7 +58,8 @@ pub enum Host {
 
 impl Host {
     /// Every host.
-    pub const ALL: [Host; 6] = [Host::Pc, Host::Router, Host::Lb1, Host::Lb2, Host::Web1, Host::Web2];
+    pub const ALL: [Host; 6] =
+        [Host::Pc, Host::Router, Host::Lb1, Host::Lb2, Host::Web1, Host::Web2];
     /// The hosts with an eth0 on the bridged segment.
     pub const SEGMENT: [Host; 5] = [Host::Router, Host::Lb1, Host::Lb2, Host::Web1, Host::Web2];
     /// The web servers.
@@ -205,9 +206,29 @@ impl Lab {
                     .to_string();
             let mac = mac_str(host.mac());
             cmd::run(&[
-                "ip", "-n", seg, "link", "add", &port, "numtxqueues", &queues, "numrxqueues",
-                &queues, "type", "veth", "peer", "name", "eth0", "netns", ns, "address", &mac,
-                "numtxqueues", &queues, "numrxqueues", &queues,
+                "ip",
+                "-n",
+                seg,
+                "link",
+                "add",
+                &port,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns,
+                "address",
+                &mac,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
             ])?;
             cmd::run(&["ip", "-n", seg, "link", "set", &port, "master", "br0", "up"])?;
             let addr = format!("{}/{PREFIX_LEN}", host.ip());
@@ -221,8 +242,22 @@ impl Lab {
 
         let (router, pc) = (self.ns(Host::Router), self.ns(Host::Pc));
         cmd::run(&[
-            "ip", "-n", router, "link", "add", "eth1", "address", &mac_str(ROUTER_PC_SIDE_MAC),
-            "type", "veth", "peer", "name", "eth0", "netns", pc, "address",
+            "ip",
+            "-n",
+            router,
+            "link",
+            "add",
+            "eth1",
+            "address",
+            &mac_str(ROUTER_PC_SIDE_MAC),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            pc,
+            "address",
             &mac_str(Host::Pc.mac()),
         ])?;
         let router_addr = format!("{ROUTER_PC_SIDE_IP}/{PREFIX_LEN}");
@@ -231,7 +266,16 @@ impl Lab {
         let pc_addr = format!("{}/{PREFIX_LEN}", Host::Pc.ip());
         cmd::run(&["ip", "-n", pc, "addr", "add", &pc_addr, "dev", "eth0"])?;
         cmd::run(&["ip", "-n", pc, "link", "set", "eth0", "up"])?;
-        cmd::run(&["ip", "-n", pc, "route", "add", "default", "via", &ROUTER_PC_SIDE_IP.to_string()])?;
+        cmd::run(&[
+            "ip",
+            "-n",
+            pc,
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_PC_SIDE_IP.to_string(),
+        ])?;
         self.sysctl(Host::Router, &["net.ipv4.ip_forward=1"])?;
 
         for web in Host::WEB {
@@ -332,10 +376,8 @@ impl Lab {
             if let Some(status) = guard.try_wait()? {
                 bail!("server exited ({status}): {}", guard.log());
             }
-            Ok(self.run_in(host, {
-                let url = url.clone();
-                move || Ok(http::get(&url).is_ok())
-            })?)
+            let url = url.clone();
+            self.run_in(host, move || Ok(http::get(&url).is_ok()))
         })?;
         Ok(guard)
     }
@@ -534,7 +576,13 @@ impl Lab {
     }
 
     /// Sends raw frames out of `ifname` in `host`'s namespace, `gap` apart.
-    pub fn inject(&self, host: Host, ifname: &str, frames: Vec<Vec<u8>>, gap: Duration) -> Result<usize> {
+    pub fn inject(
+        &self,
+        host: Host,
+        ifname: &str,
+        frames: Vec<Vec<u8>>,
+        gap: Duration,
+    ) -> Result<usize> {
         let ifname = ifname.to_owned();
         self.run_in(host, move || PacketSocket::bind(&ifname)?.send_all(&frames, gap))
     }
@@ -553,7 +601,10 @@ impl Lab {
 
     /// Captures on `ifname` in namespace `netns`.
     pub fn capture_in(&self, netns: &str, ifname: &str, filter: &str) -> Result<Capture> {
-        let stem = format!("{}-{ifname}", netns.strip_prefix(&self.prefix).unwrap_or(netns).trim_start_matches('-'));
+        let stem = format!(
+            "{}-{ifname}",
+            netns.strip_prefix(&self.prefix).unwrap_or(netns).trim_start_matches('-')
+        );
         let file = self.next_file(&stem, "pcap");
         let log = file.with_extension("tcpdump.log");
         Capture::start(&self.registry, netns, ifname, filter, &file, &log)
@@ -592,7 +643,10 @@ impl Drop for Lab {
             drop(ns);
         }
         if std::thread::panicking() {
-            eprintln!("testlab: keeping {} (logs, configs, captures) for inspection", self.dir.display());
+            eprintln!(
+                "testlab: keeping {} (logs, configs, captures) for inspection",
+                self.dir.display()
+            );
         } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("testlab: cannot remove {}: {e}", self.dir.display());
         }
@@ -625,6 +679,7 @@ fn python() -> Result<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -102,6 +102,7 @@ pub fn parse(bytes: &[u8]) -> Result<Pcap, PcapError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -99,7 +99,9 @@ impl ChildGuard {
 
     /// What the process wrote so far (lossy UTF-8).
     pub fn log(&self) -> String {
-        std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Sends `signal` to the process; fails if it has already been reaped.
@@ -254,11 +256,7 @@ impl XdplbProcess {
         self.child.signal(signal)?;
         let Some(status) = self.child.wait_timeout(Duration::from_secs(10))? else {
             let _ = self.child.kill();
-            bail!(
-                "{} still running 10 s after {signal}; log:\n{}",
-                self.child.what(),
-                self.log()
-            );
+            bail!("{} still running 10 s after {signal}; log:\n{}", self.child.what(), self.log());
         };
         let log = self.log();
         Ok(XdplbExit { status, elapsed: sent.elapsed(), counters: Counters::from_log(&log), log })
@@ -307,7 +305,10 @@ impl Counters {
     /// The value of `key`, failing with the known keys if it is missing.
     pub fn get(&self, key: &str) -> Result<u64> {
         self.0.get(key).copied().ok_or_else(|| {
-            anyhow!("no counter `{key}`; have: {}", self.0.keys().cloned().collect::<Vec<_>>().join(" "))
+            anyhow!(
+                "no counter `{key}`; have: {}",
+                self.0.keys().cloned().collect::<Vec<_>>().join(" ")
+            )
         })
     }
 
@@ -337,6 +338,7 @@ impl fmt::Display for Counters {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -26,6 +26,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -43,10 +44,9 @@ mod tests {
     #[test]
     fn times_out_naming_the_condition() {
         let started = Instant::now();
-        let err = wait_until("never", Duration::from_millis(30), Duration::from_millis(5), || {
-            Ok(false)
-        })
-        .unwrap_err();
+        let err =
+            wait_until("never", Duration::from_millis(30), Duration::from_millis(5), || Ok(false))
+                .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert!(err.to_string().contains("never"), "{err}");
     }
