@@ -8,7 +8,7 @@ packages=(
   clang llvm make gcc pkg-config m4 libelf-dev zlib1g-dev libbpf-dev
   linux-libc-dev gcc-multilib libpcap-dev
   # the lab: namespaces, captures, inspection
-  iproute2 ethtool tcpdump bpftool iputils-ping curl python3
+  iproute2 ethtool tcpdump bpftool iputils-ping curl python3 procps util-linux
 )
 
 missing=()

@@ -4,5 +4,8 @@
 
 pub mod config; // the TOML contract: parse, validate (FILE:LINE), live checks, print
 pub mod daemon; // `xdplb run`: bring up, serve, follow neighbours, shut down cleanly
+pub mod garp; // gratuitous ARP: the frame keepalived sends, its burst schedule, a raw sender
+pub mod health; // HTTP_GET and TCP_CHECK probes and keepalived's retry hysteresis
 pub mod netlink; // rtnetlink: interfaces, VIP addresses, managed neighbour entries and their events
 pub mod publish; // config + MACs → the snapshot workers read
+pub mod vrrp; // VRRP v2/v3: packets and keepalived-compatible state machine

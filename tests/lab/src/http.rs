@@ -218,6 +218,7 @@ impl StreamResult {
 pub struct HttpStream {
     local: Receiver<SocketAddrV4>,
     first_line: Receiver<String>,
+    lines: Arc<AtomicUsize>,
     handle: JoinHandle<Result<StreamResult>>,
 }
 
@@ -227,6 +228,8 @@ impl HttpStream {
         let (addr, path) = parse_url(url)?;
         let (local_tx, local) = mpsc::channel();
         let (line_tx, first_line) = mpsc::channel();
+        let lines_read = Arc::new(AtomicUsize::new(0));
+        let progress = lines_read.clone();
         let handle = netns::spawn_in(netns, move || {
             let started = Instant::now();
             let stream = request(addr, &path)?;
@@ -259,10 +262,11 @@ impl HttpStream {
                     let _ = line_tx.send(line.trim_end().to_owned());
                 }
                 lines.push(line.trim_end().to_owned());
+                progress.store(lines.len(), Ordering::Relaxed);
             }
             Ok(StreamResult { local: me, status, lines, elapsed: started.elapsed() })
         });
-        Ok(Self { local, first_line, handle })
+        Ok(Self { local, first_line, lines: lines_read, handle })
     }
 
     /// The client address once connected (fails if the connection failed).
@@ -283,6 +287,16 @@ impl HttpStream {
     pub fn server(&self, timeout: Duration) -> Result<String> {
         let line = self.first_line(timeout)?;
         line.split_whitespace().next().map(str::to_owned).ok_or_else(|| anyhow!("empty line"))
+    }
+
+    /// How many body lines have arrived so far.
+    pub fn lines_so_far(&self) -> usize {
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    /// Whether the stream has ended (or failed).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
     }
 
     /// Waits for the end of the stream.

@@ -36,6 +36,10 @@ const WEBSERVER_PY: &str = include_str!("../webserver.py");
 /// How often the lab looks again while waiting for something.
 pub const POLL: Duration = Duration::from_millis(50);
 
+/// Namespace names are `xl<pid>-<n>-<host>`: short, unique per process and
+/// lab, and the PID tells whether a leftover one's owner is still alive.
+const NETNS_PREFIX: &str = "xl";
+
 /// Every lab in this process gets the next number, so names never repeat.
 static LAB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -161,8 +165,11 @@ impl Lab {
     /// Builds the topology, configures every host and starts the web servers.
     pub fn build(opts: LabOptions) -> Result<Self> {
         require_root()?;
+        for name in netns::remove_stale(NETNS_PREFIX)? {
+            eprintln!("testlab: removed network namespace {name} of a run that was killed");
+        }
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("xl{}-{n}", std::process::id());
+        let prefix = format!("{NETNS_PREFIX}{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("xdplb-lab-{prefix}"));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
@@ -195,92 +202,73 @@ impl Lab {
             self.create_ns(&name)?;
         }
         let seg = segment.as_str();
-        cmd::run(&["ip", "-n", seg, "link", "add", "br0", "type", "bridge", "forward_delay", "0"])?;
-        cmd::run(&["ip", "-n", seg, "link", "set", "br0", "up"])?;
+        // No multicast snooping: it runs ip_mc_check_igmp() on every IPv4
+        // frame and drops those with a bad header, which the tests inject.
+        ip_words(seg, "link add br0 type bridge forward_delay 0 mcast_snooping 0")?;
+        ip_words(seg, "link set br0 up")?;
+        // br_netfilter (when loaded) drops IPv4 frames with bad headers before
+        // bridging them: off, the switch forwards whatever it is given.
+        // -e: without br_netfilter these keys do not exist, which is fine.
+        let no_netfilter = "sysctl -q -e -w net.bridge.bridge-nf-call-iptables=0 \
+                            net.bridge.bridge-nf-call-ip6tables=0 \
+                            net.bridge.bridge-nf-call-arptables=0";
+        self.exec_in(seg, &no_netfilter.split_whitespace().collect::<Vec<_>>())?;
 
+        let gateway = Host::Router.ip();
         for host in Host::SEGMENT {
             let ns = self.ns(host);
             let port = host.bridge_port().ok_or_else(|| anyhow!("{host:?} has no port"))?;
-            let queues =
-                if matches!(host, Host::Lb1 | Host::Lb2) { self.opts.lb_queues } else { 1 }
-                    .to_string();
+            let q = if matches!(host, Host::Lb1 | Host::Lb2) { self.opts.lb_queues } else { 1 };
             let mac = mac_str(host.mac());
-            cmd::run(&[
-                "ip",
-                "-n",
+            ip_words(
                 seg,
-                "link",
-                "add",
-                &port,
-                "numtxqueues",
-                &queues,
-                "numrxqueues",
-                &queues,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns,
-                "address",
-                &mac,
-                "numtxqueues",
-                &queues,
-                "numrxqueues",
-                &queues,
-            ])?;
-            cmd::run(&["ip", "-n", seg, "link", "set", &port, "master", "br0", "up"])?;
-            let addr = format!("{}/{PREFIX_LEN}", host.ip());
-            cmd::run(&["ip", "-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
-            cmd::run(&["ip", "-n", ns, "link", "set", "eth0", "up"])?;
+                &format!(
+                    "link add {port} numtxqueues {q} numrxqueues {q} type veth peer name eth0 \
+                     netns {ns} address {mac} numtxqueues {q} numrxqueues {q}"
+                ),
+            )?;
+            ip_words(seg, &format!("link set {port} master br0 up"))?;
+            // The bridge keeps a VLAN tag it received out of band (skb
+            // metadata); a veth would hand it on that way, invisible to the
+            // host's XDP program. Inserted in software, the tag travels in
+            // the frame, as on a real wire.
+            self.exec_in(
+                seg,
+                &[
+                    "ethtool",
+                    "-K",
+                    &port,
+                    "tx-vlan-hw-insert",
+                    "off",
+                    "tx-vlan-stag-hw-insert",
+                    "off",
+                ],
+            )?;
+            ip_words(ns, &format!("addr add {}/{PREFIX_LEN} dev eth0", host.ip()))?;
+            ip_words(ns, "link set eth0 up")?;
             if host != Host::Router {
-                let gw = Host::Router.ip().to_string();
-                cmd::run(&["ip", "-n", ns, "route", "add", "default", "via", &gw])?;
+                ip_words(ns, &format!("route add default via {gateway}"))?;
             }
         }
 
         let (router, pc) = (self.ns(Host::Router), self.ns(Host::Pc));
-        cmd::run(&[
-            "ip",
-            "-n",
+        let (router_mac, pc_mac) = (mac_str(ROUTER_PC_SIDE_MAC), mac_str(Host::Pc.mac()));
+        ip_words(
             router,
-            "link",
-            "add",
-            "eth1",
-            "address",
-            &mac_str(ROUTER_PC_SIDE_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            pc,
-            "address",
-            &mac_str(Host::Pc.mac()),
-        ])?;
-        let router_addr = format!("{ROUTER_PC_SIDE_IP}/{PREFIX_LEN}");
-        cmd::run(&["ip", "-n", router, "addr", "add", &router_addr, "dev", "eth1"])?;
-        cmd::run(&["ip", "-n", router, "link", "set", "eth1", "up"])?;
-        let pc_addr = format!("{}/{PREFIX_LEN}", Host::Pc.ip());
-        cmd::run(&["ip", "-n", pc, "addr", "add", &pc_addr, "dev", "eth0"])?;
-        cmd::run(&["ip", "-n", pc, "link", "set", "eth0", "up"])?;
-        cmd::run(&[
-            "ip",
-            "-n",
-            pc,
-            "route",
-            "add",
-            "default",
-            "via",
-            &ROUTER_PC_SIDE_IP.to_string(),
-        ])?;
+            &format!(
+                "link add eth1 address {router_mac} type veth peer name eth0 netns {pc} \
+                 address {pc_mac}"
+            ),
+        )?;
+        ip_words(router, &format!("addr add {ROUTER_PC_SIDE_IP}/{PREFIX_LEN} dev eth1"))?;
+        ip_words(router, "link set eth1 up")?;
+        ip_words(pc, &format!("addr add {}/{PREFIX_LEN} dev eth0", Host::Pc.ip()))?;
+        ip_words(pc, "link set eth0 up")?;
+        ip_words(pc, &format!("route add default via {ROUTER_PC_SIDE_IP}"))?;
         self.sysctl(Host::Router, &["net.ipv4.ip_forward=1"])?;
 
         for web in Host::WEB {
-            let vip = format!("{}/32", self.opts.vip);
-            cmd::run(&["ip", "-n", self.ns(web), "addr", "add", &vip, "dev", "lo"])?;
+            ip_words(self.ns(web), &format!("addr add {}/32 dev lo", self.opts.vip))?;
             // The kernel uses the larger of `all` and the interface's value.
             self.sysctl(
                 web,
@@ -315,6 +303,7 @@ impl Lab {
             &[
                 "sysctl",
                 "-q",
+                "-e", // a kernel without IPv6 has no such keys: fine
                 "-w",
                 "net.ipv6.conf.all.disable_ipv6=1",
                 "net.ipv6.conf.default.disable_ipv6=1",
@@ -651,6 +640,14 @@ impl Drop for Lab {
             eprintln!("testlab: cannot remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// `ip -n NETNS <words>`, the words split at whitespace (none of the lab's
+/// names or addresses contains any), so each call reads like the shell line.
+fn ip_words(netns: &str, words: &str) -> Result<String> {
+    let mut argv = vec!["ip", "-n", netns];
+    argv.extend(words.split_whitespace());
+    cmd::run(&argv)
 }
 
 /// Fails unless running as root: the lab needs namespaces, veths and XDP.

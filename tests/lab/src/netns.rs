@@ -48,6 +48,29 @@ impl Drop for NetNsGuard {
     }
 }
 
+/// Deletes the namespaces named `<prefix><pid>-…` whose process `<pid>` is
+/// gone: left by a test run that was killed before its guards could run.
+pub fn remove_stale(prefix: &str) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(NETNS_RUN_DIR) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("list {NETNS_RUN_DIR}")),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let name = entry.with_context(|| format!("list {NETNS_RUN_DIR}"))?.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name.strip_prefix(prefix).and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            cmd::run(&["ip", "netns", "del", &name])?;
+            removed.push(name.into_owned());
+        }
+    }
+    Ok(removed)
+}
+
 /// The file `ip netns add NAME` bind-mounts the namespace on.
 pub fn netns_path(name: &str) -> PathBuf {
     Path::new(NETNS_RUN_DIR).join(name)

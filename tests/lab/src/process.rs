@@ -34,7 +34,8 @@ impl Registry {
     /// Sends SIGKILL to every child not yet reaped (their guards reap them).
     pub(crate) fn kill_all(&self) {
         for &pid in self.lock().iter() {
-            // An exited but unreaped child gives ESRCH-free success or ESRCH: both fine.
+            // A child that already exited (a zombie until reaped) ignores the
+            // signal; any error here changes nothing for the teardown.
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
@@ -44,6 +45,7 @@ impl Registry {
 #[derive(Debug)]
 pub struct ChildGuard {
     what: String,
+    pid: Pid,
     child: Child,
     exited: Option<ExitStatus>,
     log: PathBuf,
@@ -51,9 +53,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    /// Starts `argv` inside namespace `netns` (`ip netns exec`, which execs in
-    /// place, so the PID is the program's) with stdout and stderr appended to
-    /// `log`.
+    /// Starts `argv` inside namespace `netns` with stdout and stderr appended
+    /// to `log`. `ip netns exec` and `setpriv` exec in place, so the PID is the
+    /// program's. `setpriv --pdeathsig KILL` kills the program if the thread
+    /// that started it ends without its guard (the test process was killed):
+    /// call this from a thread that outlives the guard, as a test's own does.
     pub(crate) fn spawn<S: AsRef<std::ffi::OsStr>>(
         registry: &Registry,
         netns: &str,
@@ -72,7 +76,7 @@ impl ChildGuard {
         // held across spawn keeps kill_all from missing the new child.
         let mut pids = registry.lock();
         let child = Command::new("ip")
-            .args(["netns", "exec", netns])
+            .args(["netns", "exec", netns, "setpriv", "--pdeathsig", "KILL", "--"])
             .arg(program)
             .args(args)
             .stdin(Stdio::null())
@@ -80,16 +84,15 @@ impl ChildGuard {
             .stderr(err)
             .spawn()
             .with_context(|| format!("cannot start {what}"))?;
-        let pid = i32::try_from(child.id()).context("PID out of range")?;
-        pids.insert(pid);
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("PID out of range")?);
+        pids.insert(pid.as_raw());
         drop(pids);
-        Ok(Self { what, child, exited: None, log: log.to_owned(), registry: registry.clone() })
+        Ok(Self { what, pid, child, exited: None, log: log.to_owned(), registry: registry.clone() })
     }
 
     /// The process ID.
     pub fn pid(&self) -> Pid {
-        // Checked to fit an i32 in `spawn`.
-        Pid::from_raw(self.child.id() as i32)
+        self.pid
     }
 
     /// The file that receives the process's stdout and stderr.
@@ -119,7 +122,7 @@ impl ChildGuard {
             if let Some(status) =
                 self.child.try_wait().with_context(|| format!("waitpid {}", self.what))?
             {
-                pids.remove(&(self.child.id() as i32));
+                pids.remove(&self.pid.as_raw());
                 self.exited = Some(status);
             }
         }
