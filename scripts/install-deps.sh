@@ -9,6 +9,8 @@ packages=(
   linux-libc-dev gcc-multilib libpcap-dev
   # the lab: namespaces, captures, inspection
   iproute2 ethtool tcpdump bpftool iputils-ping curl python3 procps util-linux
+  # a real VRRP peer for interop tests (run VRRP-only, inside namespaces)
+  keepalived
 )
 
 missing=()

@@ -3,11 +3,11 @@
 //! current and published, and takes everything down again on SIGTERM or
 //! SIGINT. Runs on the calling thread with a current-thread tokio runtime.
 
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dataplane::counters::CounterView;
 use dataplane::flow::{random_seed, Timeouts};
@@ -19,10 +19,17 @@ use dataplane::worker::{self, PollMode, WorkerConfig, WorkerHandle};
 use dataplane::xsk::{BindMode, Xsk, XskConfig};
 use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigError};
+use crate::garp::GarpSender;
+use crate::health::task::{HealthReport, Probe};
+use crate::health::{CheckerConfig, Transition as HealthTransition, UrlCheck};
 use crate::netlink::{self, Link, NeighbourEvent, NeighbourSetup, Netlink, VipPresence};
-use crate::publish::{build_snapshot, real_server_addresses};
+use crate::publish::{build_snapshot, real_server_addresses, ServerKey};
+use crate::vrrp::runner::{Effect, Runner};
+use crate::vrrp::socket::VrrpSocket;
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -72,25 +79,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 fn refuse_unsupported(config: &Config) -> Result<(), DaemonError> {
-    if let Some(instance) = config.vrrp_instances.first() {
+    let interface = config.dataplane_interface();
+    if let Some(instance) = config.vrrp_instances.iter().find(|i| i.interface != interface) {
         return Err(DaemonError::Unsupported(format!(
-            "{}: vrrp_instance {:?}: VRRP is not supported by `xdplb run` yet (it arrives with \
-             the control plane); until then run a configuration without vrrp_instance, whose \
-             VIPs xdplb owns unconditionally (see configs/single-lb.toml)",
+            "{}: vrrp_instance {:?} runs on {}, but the data plane serves {interface}; xdplb \
+             runs VRRP on the data-plane interface only",
             config.file(),
-            instance.name
+            instance.name,
+            instance.interface
         )));
-    }
-    let checked = config
-        .virtual_servers
-        .iter()
-        .flat_map(|vs| &vs.real_servers)
-        .any(|rs| rs.http_get.is_some() || rs.tcp_check.is_some());
-    if checked {
-        tracing::warn!(
-            "health checks (http_get/tcp_check) are configured but not run yet: every real \
-             server is treated as healthy"
-        );
     }
     Ok(())
 }
@@ -106,6 +103,11 @@ struct Running {
     stop: Arc<AtomicBool>,
     workers: Vec<WorkerHandle>,
     steering: Option<Steering>,
+    /// VRRP instances; each holds its VIPs only while master.
+    runners: Vec<Runner>,
+    /// Sends adverts and GARPs from our own MAC.
+    sender: Option<GarpSender>,
+    health_tasks: Vec<JoinHandle<()>>,
 }
 
 async fn async_run(config: Config) -> Result<(), DaemonError> {
@@ -123,9 +125,12 @@ async fn async_run(config: Config) -> Result<(), DaemonError> {
         stop: Arc::new(AtomicBool::new(false)),
         workers: Vec::new(),
         steering: None,
+        runners: Vec::new(),
+        sender: None,
+        health_tasks: Vec::new(),
     };
     let outcome = serve(&config, &mut running).await;
-    let counters = shutdown(&mut running).await;
+    let counters = shutdown(&config, &mut running).await;
     if let Some(line) = counters {
         eprintln!("xdplb: final counters: {line}");
     }
@@ -136,26 +141,44 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let interface = running.link.name.clone();
     let index = running.link.index;
     let vips = config.unconditional_vips();
+    let vrrp_vips: Vec<Ipv4Addr> = config
+        .vrrp_instances
+        .iter()
+        .flat_map(|i| i.virtual_ipaddress.iter().map(|net| net.addr))
+        .collect();
 
-    // Refuse a clash before touching anything.
+    // Refuse a clash before touching anything; a leftover of ours that VRRP
+    // owns goes at once, so that this host's kernel stops answering ARP for
+    // it before the election says who owns it.
     let existing = running.netlink.ipv4_addresses(index).await?;
     let mut to_add = Vec::new();
-    for &vip in &vips {
+    for &vip in vips.iter().chain(&vrrp_vips) {
         match netlink::classify_vip(&existing, vip) {
-            VipPresence::Absent => to_add.push(vip),
-            VipPresence::OursLeftover => {
+            VipPresence::Absent if vips.contains(&vip) => to_add.push(vip),
+            VipPresence::Absent => {}
+            VipPresence::OursLeftover if vips.contains(&vip) => {
                 tracing::info!(%vip, interface, "adopting a VIP left by an earlier xdplb run");
                 running.vips.push(vip);
+            }
+            VipPresence::OursLeftover => {
+                running.netlink.remove_address(index, vip, 32).await?;
+                tracing::info!(%vip, interface, "removed a VRRP VIP left by an earlier xdplb run");
             }
             VipPresence::Operators { prefix_len, proto } => {
                 return Err(DaemonError::VipClash { vip, interface, prefix_len, proto });
             }
         }
     }
+    let primary = primary_address(&existing, &vrrp_vips, &vips).ok_or_else(|| {
+        DaemonError::Unsupported(format!(
+            "{interface} has no IPv4 address of its own: VRRP adverts and health probes need one"
+        ))
+    })?;
 
     let queues = queue_count(config, &running.link)?;
     let mut steering = Steering::attach(&interface, attach_mode(config))?;
     tracing::info!(interface, mode = steering.mode(), "XDP steering program attached");
+    let program_id = dataplane::steer::attached_program_id(&interface);
 
     let mut macs = HashMap::new();
     for ip in real_server_addresses(config) {
@@ -172,9 +195,15 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     }
     refresh_macs(&running.netlink, index, config, &mut macs).await;
 
+    let mut down: HashSet<ServerKey> = HashSet::new();
     let mut generation = 1;
-    let tables =
-        Arc::new(SharedSnapshot::new(build_snapshot(config, &macs, running.link.mac, generation)?));
+    let tables = Arc::new(SharedSnapshot::new(build_snapshot(
+        config,
+        &macs,
+        &down,
+        running.link.mac,
+        generation,
+    )?));
     log_unresolved(&tables.load_full(), &mut Vec::new());
 
     let dp = &config.dataplane;
@@ -213,20 +242,37 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         tracing::info!(queue, bind = bound, core = ?core, "worker started");
         running.workers.push(handle);
     }
-    let services: Vec<_> = config.services().map(|(key, _)| key).collect();
-    steering.set_services(&services)?;
     running.steering = Some(steering);
+    // Only VIPs we hold are steered: VRRP VIPs join when we become master.
+    let mut held: BTreeSet<Ipv4Addr> = vips.iter().copied().collect();
+    steer_held(config, running, &held)?;
 
     for vip in to_add {
         running.netlink.add_vip(index, vip).await?;
         running.vips.push(vip);
         tracing::info!(%vip, interface, "VIP added");
     }
+
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthReport>();
+    running.health_tasks = spawn_health_checks(config, primary, &health_tx);
+    drop(health_tx);
+
+    let now = Instant::now();
+    for instance in &config.vrrp_instances {
+        running.runners.push(new_runner(instance, primary, &running.link, now)?);
+    }
+    let vrrp_socket = if running.runners.is_empty() {
+        None
+    } else {
+        running.sender = Some(GarpSender::open(index)?);
+        Some(VrrpSocket::open(&interface, index)?)
+    };
     tracing::info!(
         interface,
         queues,
-        services = services.len(),
+        services = config.virtual_servers.len(),
         vips = ?running.vips,
+        vrrp_instances = running.runners.len(),
         "data plane ready"
     );
 
@@ -235,16 +281,43 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut refresh = tokio::time::interval(config.control.neighbour_refresh);
-    let mut watchdog = tokio::time::interval(Duration::from_millis(500));
+    let mut watchdog = tokio::time::interval(Duration::from_millis(250));
     let mut unresolved = Vec::new();
     let tracked = real_server_addresses(config);
+    let mut packet = vec![0u8; 2048];
+    let mut fault = false;
     loop {
+        apply_effects(config, running, &mut held).await?;
+        let deadline = running.runners.iter().filter_map(Runner::deadline).min();
+        let sleep =
+            tokio::time::sleep_until(deadline.map_or_else(
+                || tokio::time::Instant::now() + Duration::from_secs(3600),
+                Into::into,
+            ));
         let mut changed = false;
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = sighup.recv() => {
                 tracing::warn!("SIGHUP: configuration reload is not implemented yet; ignoring it");
+            }
+            received = recv_vrrp(vrrp_socket.as_ref(), &mut packet) => {
+                let len = received?;
+                let now = Instant::now();
+                for runner in &mut running.runners {
+                    runner.on_packet(now, &packet[..len]);
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                for runner in &mut running.runners {
+                    runner.on_timeout(now);
+                }
+            }
+            report = health_rx.recv(), if !running.health_tasks.is_empty() => {
+                if let Some(report) = report {
+                    changed = apply_health(config, &mut down, &report);
+                }
             }
             event = events.next() => match event {
                 Some(NeighbourEvent::Changed(n)) if tracked.contains(&n.ip) => {
@@ -266,27 +339,304 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
                 changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
             }
             _ = watchdog.tick() => {
-                if let Some(dead) = running.workers.iter().find(|w| !w.is_alive()) {
-                    return Err(DaemonError::Worker(format!(
-                        "the worker of queue {} stopped unexpectedly", dead.queue()
-                    )));
+                let problem = forwarding_problem(running, &interface, program_id).await;
+                if problem.is_some() && running.runners.is_empty() {
+                    return Err(DaemonError::Worker(problem.unwrap_or_default()));
+                }
+                if problem.is_some() != fault {
+                    fault = problem.is_some();
+                    match &problem {
+                        Some(why) => tracing::error!("data plane cannot forward: {why}; VRRP instances go to FAULT"),
+                        None => tracing::info!("data plane can forward again; leaving FAULT"),
+                    }
+                    let now = Instant::now();
+                    for runner in &mut running.runners {
+                        runner.set_fault(now, fault);
+                    }
                 }
             }
         }
         if changed {
             generation += 1;
-            let snapshot = build_snapshot(config, &macs, running.link.mac, generation)?;
+            let snapshot = build_snapshot(config, &macs, &down, running.link.mac, generation)?;
             log_unresolved(&snapshot, &mut unresolved);
             tables.publish(snapshot);
         }
     }
 }
 
-/// Undoes what `serve` did, in reverse: VIPs off the interface first (so the
-/// kernel stops answering ARP for them), workers stopped and joined, the
-/// XDP program detached, our neighbour entries removed. Returns the final
-/// counters as one `key=value` line.
-async fn shutdown(running: &mut Running) -> Option<String> {
+async fn recv_vrrp(socket: Option<&VrrpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(socket) => socket.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The interface's own address that adverts and probes come from: the
+/// first one that is not a VIP.
+fn primary_address(
+    existing: &[netlink::Address],
+    vrrp_vips: &[Ipv4Addr],
+    vips: &[Ipv4Addr],
+) -> Option<Ipv4Addr> {
+    existing.iter().map(|a| a.addr).find(|a| !vrrp_vips.contains(a) && !vips.contains(a))
+}
+
+fn new_runner(
+    instance: &config::VrrpInstance,
+    primary: Ipv4Addr,
+    link: &Link,
+    now: Instant,
+) -> Result<Runner, DaemonError> {
+    use crate::vrrp::packet::{Auth, Destination, Local, Version};
+    let version = Version::V2;
+    let mut state =
+        crate::vrrp::Config::new(instance.virtual_router_id, instance.priority, primary);
+    state.version = version;
+    state.advert_int = instance.advert_int;
+    state.initial_state = instance.state;
+    let auth = match &instance.auth_pass {
+        Some(pass) => Auth::pass(pass.as_bytes()).map_err(|e| {
+            DaemonError::Unsupported(format!("vrrp_instance {}: auth_pass: {e}", instance.name))
+        })?,
+        None => Auth::None,
+    };
+    let interval_field = state.interval_field().ok_or_else(|| {
+        DaemonError::Unsupported(format!(
+            "vrrp_instance {}: advert_int {:?} cannot be carried by VRRPv2",
+            instance.name, instance.advert_int
+        ))
+    })?;
+    let local = Local {
+        version,
+        vrid: instance.virtual_router_id,
+        auth,
+        interval_field,
+        virtual_addresses: instance.virtual_ipaddress.iter().map(|n| n.addr).collect(),
+        subnet: None,
+        unicast_peers: Vec::new(),
+    };
+    let machine = crate::vrrp::Instance::new(state, now)
+        .map_err(|e| DaemonError::Unsupported(format!("vrrp_instance {}: {e}", instance.name)))?;
+    tracing::info!(
+        instance = %instance.name,
+        vrid = instance.virtual_router_id,
+        priority = instance.priority,
+        "VRRP instance starts as BACKUP"
+    );
+    Ok(Runner::new(
+        instance.name.clone(),
+        machine,
+        local,
+        link.mac,
+        vec![Destination::Multicast],
+        crate::garp::GarpConfig::default(),
+    ))
+}
+
+/// Carries out what the VRRP runners asked for: frames out, VIPs in or
+/// out (address and steering together), state changes logged.
+async fn apply_effects(
+    config: &Config,
+    running: &mut Running,
+    held: &mut BTreeSet<Ipv4Addr>,
+) -> Result<(), DaemonError> {
+    let now = Instant::now();
+    let index = running.link.index;
+    for i in 0..running.runners.len() {
+        let effects = running.runners[i].effects(now);
+        for effect in effects {
+            let runner = &running.runners[i];
+            match effect {
+                Effect::Send(frame) => {
+                    if let Some(sender) = &running.sender {
+                        if let Err(e) = sender.send(&frame) {
+                            tracing::warn!(instance = runner.name(), error = %e, "sending a VRRP/GARP frame");
+                        }
+                    }
+                }
+                Effect::TakeVips => {
+                    let vips = runner.vips().to_vec();
+                    for vip in vips {
+                        match running.netlink.add_vip(index, vip).await {
+                            Ok(()) => {}
+                            Err(e) if e.os_error() == Some(libc::EEXIST) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        if !running.vips.contains(&vip) {
+                            running.vips.push(vip);
+                        }
+                        held.insert(vip);
+                        tracing::info!(%vip, "VIP added (VRRP master)");
+                    }
+                    steer_held(config, running, held)?;
+                }
+                Effect::ReleaseVips => {
+                    let vips = runner.vips().to_vec();
+                    for vip in &vips {
+                        held.remove(vip);
+                    }
+                    steer_held(config, running, held)?;
+                    for vip in vips {
+                        if let Err(e) = running.netlink.remove_address(index, vip, 32).await {
+                            tracing::warn!(%vip, error = %e, "removing VIP");
+                        }
+                        running.vips.retain(|v| *v != vip);
+                        tracing::info!(%vip, "VIP removed (no longer VRRP master)");
+                    }
+                }
+                Effect::Changed(t) => {
+                    tracing::info!(
+                        "VRRP {}: {} -> {} ({:?})",
+                        runner.name(),
+                        t.from,
+                        t.to,
+                        t.reason
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steers exactly the services whose VIP we hold.
+fn steer_held(
+    config: &Config,
+    running: &mut Running,
+    held: &BTreeSet<Ipv4Addr>,
+) -> Result<(), DaemonError> {
+    let services: Vec<_> =
+        config.services().map(|(key, _)| key).filter(|key| held.contains(&key.vip)).collect();
+    if let Some(steering) = running.steering.as_mut() {
+        steering.set_services(&services)?;
+    }
+    Ok(())
+}
+
+/// Why the data plane cannot forward right now, if it cannot.
+async fn forwarding_problem(
+    running: &Running,
+    interface: &str,
+    program_id: Option<u32>,
+) -> Option<String> {
+    if let Some(dead) = running.workers.iter().find(|w| !w.is_alive()) {
+        return Some(format!("the worker of queue {} stopped", dead.queue()));
+    }
+    match running.netlink.link_by_index(running.link.index).await {
+        Ok(link) if !link.up || !link.running => {
+            return Some(format!("interface {interface} is down"));
+        }
+        Ok(_) => {}
+        Err(e) => return Some(format!("interface {interface}: {e}")),
+    }
+    if program_id.is_some() && dataplane::steer::attached_program_id(interface) != program_id {
+        return Some(format!("the XDP steering program is no longer attached to {interface}"));
+    }
+    None
+}
+
+fn spawn_health_checks(
+    config: &Config,
+    source: Ipv4Addr,
+    reports: &mpsc::UnboundedSender<HealthReport>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (si, vs) in config.virtual_servers.iter().enumerate() {
+        for (ri, rs) in vs.real_servers.iter().enumerate() {
+            let (probe, port, checker, bind) = if let Some(http) = &rs.http_get {
+                let urls = http
+                    .urls
+                    .iter()
+                    .map(|u| UrlCheck {
+                        path: u.path.clone(),
+                        status_code: Some(u.status_code),
+                        digest: u.digest.clone(),
+                    })
+                    .collect();
+                let checker = CheckerConfig {
+                    delay_loop: vs.delay_loop,
+                    retry: http.retry,
+                    delay_before_retry: http.delay_before_retry,
+                    alpha: false,
+                };
+                (
+                    Probe::Http { urls, timeout: http.connect_timeout },
+                    http.connect_port,
+                    checker,
+                    http.bindto,
+                )
+            } else if let Some(tcp) = &rs.tcp_check {
+                let checker = CheckerConfig {
+                    delay_loop: vs.delay_loop,
+                    retry: tcp.retry,
+                    delay_before_retry: tcp.delay_before_retry,
+                    alpha: false,
+                };
+                (Probe::Tcp { timeout: tcp.connect_timeout }, tcp.connect_port, checker, tcp.bindto)
+            } else {
+                continue;
+            };
+            let target = SocketAddr::from((rs.ip, port));
+            tasks.push(tokio::spawn(crate::health::task::run(
+                (si, ri),
+                target,
+                Some(bind.unwrap_or(source)),
+                probe,
+                checker,
+                reports.clone(),
+            )));
+        }
+    }
+    tasks
+}
+
+/// Takes a probe report; returns whether the snapshot must change.
+fn apply_health(config: &Config, down: &mut HashSet<ServerKey>, report: &HealthReport) -> bool {
+    let (si, ri) = report.key;
+    let Some(rs) = config.virtual_servers.get(si).and_then(|vs| vs.real_servers.get(ri)) else {
+        return false;
+    };
+    match (report.transition, &report.result.outcome) {
+        (Some(HealthTransition::Down), Err(why)) => {
+            tracing::warn!(
+                server = %rs.ip,
+                inhibit_on_failure = rs.inhibit_on_failure,
+                "health check failed: {why}; {}",
+                if rs.inhibit_on_failure { "weight 0, existing flows drain" } else { "removed, its flows end" }
+            );
+            down.insert(report.key)
+        }
+        (Some(HealthTransition::Down), Ok(())) => down.insert(report.key),
+        (Some(HealthTransition::Up), _) => {
+            tracing::info!(server = %rs.ip, weight = rs.weight, "health check passes again; back in service");
+            down.remove(&report.key)
+        }
+        (None, Err(why)) => {
+            tracing::debug!(server = %rs.ip, "health check attempt failed: {why}");
+            false
+        }
+        (None, Ok(())) => false,
+    }
+}
+
+/// Undoes what `serve` did, in reverse: VRRP instances stop (a priority-0
+/// advert from a master), VIPs off the interface (so the kernel stops
+/// answering ARP for them), workers stopped and joined, the XDP program
+/// detached, our neighbour entries removed. Returns the final counters as
+/// one `key=value` line.
+async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
+    for task in std::mem::take(&mut running.health_tasks) {
+        task.abort();
+    }
+    let now = Instant::now();
+    for runner in &mut running.runners {
+        runner.shutdown(now);
+    }
+    let mut held = BTreeSet::new();
+    if let Err(e) = apply_effects(config, running, &mut held).await {
+        tracing::error!(error = %e, "stopping VRRP");
+    }
     let index = running.link.index;
     for vip in std::mem::take(&mut running.vips) {
         match running.netlink.remove_address(index, vip, 32).await {
@@ -323,6 +673,23 @@ async fn shutdown(running: &mut Running) -> Option<String> {
         .map(|s| format!("steer.{}={}", s.name(), steer_totals[*s as usize]))
         .collect();
     fields.extend(worker_totals.named().map(|(name, value)| format!("worker.{name}={value}")));
+    let mut vrrp = crate::vrrp::runner::RunnerCounters::default();
+    for runner in &running.runners {
+        let c = runner.counters();
+        vrrp.adverts_sent += c.adverts_sent;
+        vrrp.adverts_received += c.adverts_received;
+        vrrp.garps_sent += c.garps_sent;
+        vrrp.other_vrid += c.other_vrid;
+        for (total, n) in vrrp.dropped.iter_mut().zip(c.dropped.iter()) {
+            *total += n;
+        }
+    }
+    for (name, value) in vrrp.named() {
+        match name.as_str() {
+            "garps_sent" => fields.push(format!("garp.sent={value}")),
+            _ => fields.push(format!("vrrp.{name}={value}")),
+        }
+    }
     Some(fields.join(" "))
 }
 

@@ -528,7 +528,6 @@ pub(crate) fn link_addr(ifindex: u32) -> Result<LinkAddr, GarpSocketError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::path::Path;
     use std::process::Command;
 
     /// lvs1 in the fixtures: its MAC and the VIP (shared/fixtures/README.md).
@@ -540,11 +539,8 @@ mod tests {
     /// keepalived 2.2.7 as lvs1 becoming master, captured on the segment
     /// bridge: 10 GARPs, the router's request for the VIP and lvs1's reply.
     fn fixture() -> Vec<(Duration, Vec<u8>)> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/keepalived-vip-arp.pcap");
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("reading the fixture {}: {e}", path.display()));
-        read_pcapng(&bytes)
+        // A byte-for-byte copy of shared/fixtures/keepalived-vip-arp.pcap.
+        read_pcapng(include_bytes!("../testdata/keepalived-vip-arp.pcap"))
     }
 
     /// The Enhanced Packet Blocks of a little-endian pcapng file (what

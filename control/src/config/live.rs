@@ -80,6 +80,15 @@ pub enum LiveCheck {
         /// The interface.
         interface: String,
     },
+    /// A vrrp_instance's `unicast_src_ip` is an address of its interface.
+    UnicastSrcIpOnInterface {
+        /// The instance name.
+        instance: String,
+        /// The interface.
+        interface: String,
+        /// The configured source address.
+        address: Ipv4Addr,
+    },
 }
 
 impl fmt::Display for LiveCheck {
@@ -93,6 +102,9 @@ impl fmt::Display for LiveCheck {
             }
             Self::VrrpInterfaceExists { instance, interface } => {
                 write!(f, "vrrp_instance {instance} interface {interface} exists")
+            }
+            Self::UnicastSrcIpOnInterface { instance, interface, address } => {
+                write!(f, "vrrp_instance {instance} unicast_src_ip {address} is on {interface}")
             }
         }
     }
@@ -139,9 +151,10 @@ impl LiveReport {
 }
 
 /// Checks `config` against `facts`: the data-plane interface exists, every
-/// real server is on one of its subnets and is not one of its addresses, and
-/// each vrrp_instance's interface exists. A missing interface skips the checks
-/// that need it (listed in the report); a real server off-link is an error.
+/// real server is on one of its subnets and is not one of its addresses, each
+/// vrrp_instance's interface exists and carries its `unicast_src_ip`. A
+/// missing interface skips the checks that need it (listed in the report); a
+/// real server off-link or a source address not on its interface is an error.
 pub fn check(config: &Config, facts: &InterfaceFacts) -> Result<LiveReport, ConfigError> {
     let origin = &config.origin;
     let mut report = LiveReport { passed: Vec::new(), skipped: Vec::new(), missing: None };
@@ -175,10 +188,32 @@ pub fn check(config: &Config, facts: &InterfaceFacts) -> Result<LiveReport, Conf
             instance: v.name.clone(),
             interface: v.interface.clone(),
         };
-        if facts.addresses(&v.interface).is_some() {
+        let src = v.unicast_src_ip.map(|address| LiveCheck::UnicastSrcIpOnInterface {
+            instance: v.name.clone(),
+            interface: v.interface.clone(),
+            address,
+        });
+        if let Some(addrs) = facts.addresses(&v.interface) {
             report.passed.push(check);
+            if let (Some(src_check), Some(address)) = (src, v.unicast_src_ip) {
+                if !addrs.iter().any(|a| a.addr == address) {
+                    let line = origin.vrrp_unicast_src_ip.get(i).copied().flatten();
+                    return Err(ConfigError::Live {
+                        file: origin.file.clone(),
+                        line,
+                        reason: format!(
+                            "unicast_src_ip {address} is not an address of {}: it has {}; \
+                             adverts leave from one of the interface's own addresses",
+                            v.interface,
+                            describe(addrs)
+                        ),
+                    });
+                }
+                report.passed.push(src_check);
+            }
         } else {
             report.skipped.push(check);
+            report.skipped.extend(src);
             report.missing.get_or_insert_with(|| Missing {
                 file: origin.file.clone(),
                 line: origin.vrrp_interface.get(i).copied(),
@@ -199,15 +234,20 @@ fn off_link(interface: &str, addrs: &[Ipv4Net], ip: Ipv4Addr) -> Option<String> 
     if addrs.iter().any(|a| a.contains(ip)) {
         return None;
     }
-    let has = if addrs.is_empty() {
-        "no IPv4 address".to_owned()
-    } else {
-        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-    };
+    let has = describe(addrs);
     Some(format!(
         "real server {ip} is not on-link: {interface} has {has}; \
          DR needs real servers in the interface's subnet"
     ))
+}
+
+/// `192.168.10.101/24, 10.0.0.1/8`, or `no IPv4 address`.
+fn describe(addrs: &[Ipv4Net]) -> String {
+    if addrs.is_empty() {
+        "no IPv4 address".to_owned()
+    } else {
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +375,36 @@ interface = \"eth0\"
         assert_eq!(report.require_complete().unwrap_err().line(), Some(3));
         let both = InterfaceFacts::new().with("eth0", []).with("eth1", []);
         assert!(check(&config, &both).unwrap().is_complete());
+    }
+
+    #[test]
+    fn unicast_src_ip_must_be_on_the_instance_interface() {
+        let text = "\
+[[vrrp_instance]]
+name = \"VI_1\"
+interface = \"eth0\"
+virtual_router_id = 51
+unicast_src_ip = \"192.168.10.101\"
+unicast_peer = [\"192.168.10.102\"]
+";
+        let config = parse(text, "u.toml").unwrap();
+        let ours = InterfaceFacts::new().with("eth0", [net("192.168.10.101/24")]);
+        let report = check(&config, &ours).unwrap();
+        assert!(report.is_complete());
+        assert!(report.passed.contains(&LiveCheck::UnicastSrcIpOnInterface {
+            instance: "VI_1".into(),
+            interface: "eth0".into(),
+            address: "192.168.10.101".parse().unwrap(),
+        }));
+        let theirs = InterfaceFacts::new().with("eth0", [net("192.168.10.102/24")]);
+        assert_eq!(
+            check(&config, &theirs).unwrap_err().to_string(),
+            "u.toml:5: unicast_src_ip 192.168.10.101 is not an address of eth0: it has \
+             192.168.10.102/24; adverts leave from one of the interface's own addresses"
+        );
+        // No interface: the check is skipped with the interface's own.
+        let report = check(&config, &InterfaceFacts::new()).unwrap();
+        assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
     }
 
     #[test]

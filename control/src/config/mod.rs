@@ -2,19 +2,64 @@
 //! a plain, fully defaulted [`Config`] that [`Config::to_toml`] prints back.
 //! Checks against the host's interfaces are separate, in [`live`].
 //!
-//! The file has four parts; every key is optional unless marked required,
-//! and an unknown key anywhere is an error.
+//! The file has six parts; every key is optional unless marked required,
+//! and an unknown key anywhere is an error. Defaults are keepalived's, with
+//! one deliberate exception: `higher_prio_send_advert` is on.
 //!
 //! ```toml
+//! [global_defs]                  # keepalived's names, `vrrp_` prefix and all
+//! router_id = "LVS_DEVEL"        # informational
+//! vrrp_version = 2               # 2 | 3: default of every vrrp_instance
+//! vrrp_garp_master_delay = 5.0   # defaults of the instances' garp_* keys below
+//! vrrp_garp_master_repeat = 5
+//! vrrp_garp_master_refresh = 0.0
+//! vrrp_garp_master_refresh_repeat = 1
+//! vrrp_garp_lower_prio_delay = 5.0   # unwritten: each instance's garp_master_delay
+//! vrrp_garp_lower_prio_repeat = 5    # unwritten: each instance's garp_master_repeat
+//! vrrp_garp_interval = 0.0
+//! vrrp_higher_prio_send_advert = true
+//!
+//! [[vrrp_script]]                # zero or more; runs only if some instance tracks it
+//! name = "chk_nginx"             # required, unique, one word
+//! script = "/usr/bin/pgrep nginx"    # required; a command line (see notify_master)
+//! interval = 1.0                 # seconds between runs
+//! timeout = 1.0                  # default: interval
+//! weight = 0                     # -253..253; 0 = `fall` failures mean FAULT
+//! rise = 1                       # successes to come up, >= 1
+//! fall = 1                       # failures to go down, >= 1
+//! user = "nobody"                # optional: "username [:][groupname]"
+//! init_fail = false              # start failed
+//!
 //! [[vrrp_instance]]              # zero or more
 //! name = "VI_1"                  # required, unique
 //! state = "BACKUP"               # BACKUP (default) | MASTER
 //! interface = "eth0"             # required
 //! virtual_router_id = 51         # required, 1-255, unique per interface
 //! priority = 100                 # 1-254
-//! advert_int = 1.0               # whole seconds 1-255 (VRRPv2)
-//! auth_type = "PASS"             # PASS, or leave out; AH is refused
-//! auth_pass = "1111"             # required with PASS, at most 8 bytes
+//! vrrp_version = 2               # 2 | 3 (keepalived's `version` is read too);
+//!                                # default: [global_defs] vrrp_version
+//! advert_int = 1.0               # v2: whole seconds 1-255; v3: centiseconds 0.01-40.95
+//! auth_type = "PASS"             # PASS, or leave out; AH is refused; not with v3
+//! auth_pass = "1111"             # required with PASS; > 8 bytes: cut to 8, warned
+//! nopreempt = false              # true needs state BACKUP
+//! preempt_delay = 0.0            # seconds 0-1000; > 0 needs state BACKUP
+//! higher_prio_send_advert = true # keepalived's default is false (see GlobalDefs)
+//! unicast_src_ip = "192.168.10.101"  # optional source of our adverts (on `interface`)
+//! unicast_peer = []              # not empty: adverts go by unicast to each
+//! garp_master_delay = 5.0        # seconds 0-4294; second GARP burst, 0 = none
+//! garp_master_repeat = 5         # GARP rounds per burst, 1-1000
+//! garp_master_refresh = 0.0      # refresh period while master, 0 = off
+//! garp_master_refresh_repeat = 1 # 1-1000
+//! garp_lower_prio_delay = 5.0    # default: garp_master_delay
+//! garp_lower_prio_repeat = 5     # 0-1000, default: garp_master_repeat
+//! garp_interval = 0.0            # seconds 0-10 between GARP rounds
+//! track_interface = []           # interface names: any down = FAULT
+//! track_script = []              # [[vrrp_script]] names
+//! notify_master = "/etc/xdplb/master.sh"   # optional command lines, kept as
+//! notify_backup = "…"            # written: keepalived splits them at unquoted
+//! notify_fault = "…"             # whitespace, execs the first word if it is
+//! notify_stop = "…"              # executable, else runs the line with /bin/sh -c;
+//! notify = "…"                   # `notify` gets INSTANCE NAME STATE PRIORITY appended
 //! virtual_ipaddress = ["192.168.10.110"]   # "IP" (/32) or "IP/PREFIX"
 //!
 //! [[virtual_server]]             # zero or more, unique by vip/port/protocol
@@ -35,10 +80,10 @@
 //! connect_timeout = 5.0          # seconds, as keepalived
 //! bindto = "192.168.10.101"      # optional source address
 //! retry = 1                      # 0-100
-//! delay_before_retry = 1.0       # seconds
+//! delay_before_retry = 3.0       # seconds (TCP_CHECK: 1.0), as keepalived
 //! [[virtual_server.real_server.http_get.url]]  # at least one
 //! path = "/health_check.html"    # required, starts with '/'
-//! status_code = 200              # 100-599
+//! status_code = 200              # 100-599 (keepalived without it: any 2xx)
 //! digest = "…"                   # optional MD5 of the body, 32 hex digits
 //! [virtual_server.real_server.tcp_check]   # optional: connect_port,
 //!                                # connect_timeout, bindto, retry, delay_before_retry
@@ -70,8 +115,12 @@
 //!    as the TOML reader meets them, top to bottom;
 //! 2. values (ranges, keywords, addresses): the earliest in the file;
 //! 3. relations between entries (duplicates, DR port rule, a VIP that is also
-//!    a real server, which interface the data plane serves): the earliest in
-//!    the file, and an error with no line of its own last.
+//!    a real server, track_script names, unicast peers, nopreempt with MASTER,
+//!    which interface the data plane serves): the earliest in the file, and an
+//!    error with no line of its own last.
+//!
+//! Legal but doubtful settings (a cut auth_pass, an untracked vrrp_script, a
+//! service without real servers) are [`Config::warnings`].
 
 mod model;
 mod raw;
@@ -86,8 +135,9 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    sched_name, service_name, BindMode, Config, Control, Dataplane, HttpGet, Ipv4Net, LvsMethod,
-    PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpState, XdpMode,
+    sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net,
+    LvsMethod, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
+    VrrpState, XdpMode,
 };
 
 /// Why a configuration was refused; `Display` is `FILE:LINE: reason`, or

@@ -10,6 +10,10 @@ use dataplane::tables::{L4Proto, Scheduler, ServiceKey};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
+use crate::garp::GarpConfig;
+use crate::health::{CheckerConfig, UrlCheck};
+use crate::vrrp::{self, Version};
+
 /// Where a configuration came from: the file label and the lines of the keys
 /// that later checks (live checks, warnings) point at. It is not part of the
 /// configuration's value, so it never makes two configs unequal.
@@ -24,6 +28,10 @@ pub(crate) struct Origin {
     pub(crate) vip: Vec<usize>,
     /// Line of each real server's `ip`, per virtual_server, in config order.
     pub(crate) real_server_ip: Vec<Vec<usize>>,
+    /// Line of each vrrp_instance's `unicast_src_ip`, if it has one, in config order.
+    pub(crate) vrrp_unicast_src_ip: Vec<Option<usize>>,
+    /// Warnings found while reading (e.g. a truncated auth_pass), as line and text.
+    pub(crate) notes: Vec<(Option<usize>, String)>,
 }
 
 impl PartialEq for Origin {
@@ -37,6 +45,11 @@ impl Eq for Origin {}
 /// The effective configuration, fully defaulted; see the module docs for the keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
+    /// keepalived's global settings that xdplb reads (`[global_defs]`).
+    pub global_defs: GlobalDefs,
+    /// Scripts that vrrp_instances track, in file order (`[[vrrp_script]]`).
+    #[serde(rename = "vrrp_script", skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_scripts: Vec<VrrpScript>,
     /// VRRP instances, in file order (`[[vrrp_instance]]`).
     #[serde(rename = "vrrp_instance", skip_serializing_if = "Vec::is_empty")]
     pub vrrp_instances: Vec<VrrpInstance>,
@@ -106,6 +119,116 @@ impl Serialize for Ipv4Net {
     }
 }
 
+/// `[global_defs]`: the keepalived globals xdplb reads. The `vrrp_*` keys are
+/// defaults for every vrrp_instance, which may set each again without the
+/// `vrrp_` prefix; every instance's effective values are on [`VrrpInstance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalDefs {
+    /// keepalived's `router_id`: a name for this machine, informational only.
+    pub router_id: Option<String>,
+    /// `vrrp_version`: the default VRRP version (default 2).
+    pub vrrp_version: Version,
+    /// `vrrp_garp_master_delay`: second GARP burst this long after becoming
+    /// master; zero = no second burst (default 5 s).
+    pub vrrp_garp_master_delay: Duration,
+    /// `vrrp_garp_master_repeat`: GARP rounds per burst (default 5).
+    pub vrrp_garp_master_repeat: u32,
+    /// `vrrp_garp_master_refresh`: refresh burst period while master; zero = off (default).
+    pub vrrp_garp_master_refresh: Duration,
+    /// `vrrp_garp_master_refresh_repeat`: rounds per refresh burst (default 1).
+    pub vrrp_garp_master_refresh_repeat: u32,
+    /// `vrrp_garp_lower_prio_delay`: as `vrrp_garp_master_delay`, after a
+    /// lower-priority advert heard as master. When not written, each instance
+    /// takes its own `garp_master_delay`; this then shows `vrrp_garp_master_delay`.
+    pub vrrp_garp_lower_prio_delay: Duration,
+    /// `vrrp_garp_lower_prio_repeat`: as `vrrp_garp_master_repeat`, after a
+    /// lower-priority advert; 0 sends none. Unwritten: as the delay above.
+    pub vrrp_garp_lower_prio_repeat: u32,
+    /// `vrrp_garp_interval`: least time between two GARP rounds (default 0).
+    pub vrrp_garp_interval: Duration,
+    /// `vrrp_higher_prio_send_advert`: default TRUE here (keepalived: false);
+    /// see [`VrrpInstance::higher_prio_send_advert`].
+    pub vrrp_higher_prio_send_advert: bool,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        let garp = GarpConfig::default();
+        Self {
+            router_id: None,
+            vrrp_version: Version::V2,
+            vrrp_garp_master_delay: garp.master_delay,
+            vrrp_garp_master_repeat: garp.master_repeat,
+            vrrp_garp_master_refresh: Duration::ZERO,
+            vrrp_garp_master_refresh_repeat: garp.master_refresh_repeat,
+            vrrp_garp_lower_prio_delay: garp.lower_prio_delay,
+            vrrp_garp_lower_prio_repeat: garp.lower_prio_repeat,
+            vrrp_garp_interval: garp.interval,
+            vrrp_higher_prio_send_advert: true,
+        }
+    }
+}
+
+impl Serialize for GlobalDefs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("GlobalDefs", 10)?;
+        if let Some(id) = &self.router_id {
+            st.serialize_field("router_id", id)?;
+        }
+        st.serialize_field("vrrp_version", &self.vrrp_version.number())?;
+        st.serialize_field("vrrp_garp_master_delay", &self.vrrp_garp_master_delay.as_secs_f64())?;
+        st.serialize_field("vrrp_garp_master_repeat", &self.vrrp_garp_master_repeat)?;
+        st.serialize_field(
+            "vrrp_garp_master_refresh",
+            &self.vrrp_garp_master_refresh.as_secs_f64(),
+        )?;
+        st.serialize_field(
+            "vrrp_garp_master_refresh_repeat",
+            &self.vrrp_garp_master_refresh_repeat,
+        )?;
+        st.serialize_field(
+            "vrrp_garp_lower_prio_delay",
+            &self.vrrp_garp_lower_prio_delay.as_secs_f64(),
+        )?;
+        st.serialize_field("vrrp_garp_lower_prio_repeat", &self.vrrp_garp_lower_prio_repeat)?;
+        st.serialize_field("vrrp_garp_interval", &self.vrrp_garp_interval.as_secs_f64())?;
+        st.serialize_field("vrrp_higher_prio_send_advert", &self.vrrp_higher_prio_send_advert)?;
+        st.end()
+    }
+}
+
+/// A `[[vrrp_script]]`: a command run every `interval` whose exit status
+/// instances that list it in `track_script` follow (keepalived's vrrp_script).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VrrpScript {
+    /// The name `track_script` refers to; unique.
+    pub name: String,
+    /// The command line, kept as written. keepalived splits it at unquoted
+    /// whitespace (single or double quotes keep a word together) and execs
+    /// the first word directly when it is an executable file, otherwise runs
+    /// the whole line with `/bin/sh -c`; exit status 0 is success.
+    pub script: String,
+    /// Time between runs (default 1 s).
+    #[serde(serialize_with = "ser_secs")]
+    pub interval: Duration,
+    /// A run still going after this long has failed (default: `interval`).
+    #[serde(serialize_with = "ser_secs")]
+    pub timeout: Duration,
+    /// Priority adjustment, -253..253 (default 0). 0: `fall` failures put
+    /// the tracking instances in FAULT; > 0: added to their priority while
+    /// the script is up; < 0: added (so subtracted) while it is down.
+    pub weight: i32,
+    /// Consecutive successes that make a failed script up (default 1).
+    pub rise: u32,
+    /// Consecutive failures that make an up script failed (default 1).
+    pub fall: u32,
+    /// `username [:][groupname]` to run as; `None` = keepalived's script_user default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Start in the failed state until `rise` successes (default false: start up).
+    pub init_fail: bool,
+}
+
 /// A `[[vrrp_instance]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpInstance {
@@ -119,30 +242,174 @@ pub struct VrrpInstance {
     pub virtual_router_id: u8,
     /// Priority, 1–254 (default 100).
     pub priority: u8,
-    /// Advert interval (default 1 s); whole seconds, as VRRPv2 carries them.
+    /// Advert interval (default 1 s): whole seconds 1–255 for VRRPv2, whole
+    /// centiseconds 0.01–40.95 s for VRRPv3.
     pub advert_int: Duration,
-    /// `auth_type = "PASS"` with this password (≤ 8 bytes); `None` = no authentication.
+    /// `auth_type = "PASS"` with this password (≤ 8 bytes: a longer one is cut
+    /// to 8, with a warning, as keepalived does); `None` = no authentication.
     pub auth_pass: Option<String>,
     /// The VIPs this instance owns while master; `/32` unless a prefix is given.
     pub virtual_ipaddress: Vec<Ipv4Net>,
+    /// `vrrp_version` (keepalived's instance keyword `version` is read too):
+    /// 2 or 3, default `[global_defs] vrrp_version`, itself default 2.
+    pub vrrp_version: Version,
+    /// `nopreempt`: a backup does not take over from a lower-priority master
+    /// (default false). Needs `state = "BACKUP"`, as in keepalived.
+    pub nopreempt: bool,
+    /// `preempt_delay`: 0–1000 s (default 0); needs `state = "BACKUP"`.
+    pub preempt_delay: Duration,
+    /// `garp_master_delay`: second GARP burst after becoming master; zero =
+    /// none (default: `[global_defs]`, 5 s).
+    pub garp_master_delay: Duration,
+    /// `garp_master_repeat`: GARP rounds per burst, ≥ 1 (default 5).
+    pub garp_master_repeat: u32,
+    /// `garp_master_refresh`: refresh period while master; zero = off (default).
+    pub garp_master_refresh: Duration,
+    /// `garp_master_refresh_repeat`: rounds per refresh, ≥ 1 (default 1).
+    pub garp_master_refresh_repeat: u32,
+    /// `garp_lower_prio_delay` (default `garp_master_delay`).
+    pub garp_lower_prio_delay: Duration,
+    /// `garp_lower_prio_repeat`, 0 = none (default `garp_master_repeat`).
+    pub garp_lower_prio_repeat: u32,
+    /// `garp_interval`: least time between two GARP rounds (default 0).
+    pub garp_interval: Duration,
+    /// `higher_prio_send_advert`: a master that hears a higher priority sends
+    /// one advert at its own priority before it yields, so the winner
+    /// re-announces. Default TRUE — a deliberate deviation from keepalived's
+    /// false, so that the router is right after a split brain heals.
+    pub higher_prio_send_advert: bool,
+    /// `unicast_src_ip`: the source of our adverts (default: the interface's
+    /// primary address).
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    /// `unicast_peer`: when not empty, adverts go to each of these by unicast
+    /// instead of to 224.0.0.18.
+    pub unicast_peer: Vec<Ipv4Addr>,
+    /// `notify_master`: run on becoming MASTER. Every notify value is a
+    /// command line kept as written; keepalived splits it at unquoted
+    /// whitespace, execs the first word if it is executable and otherwise
+    /// runs the line with `/bin/sh -c`.
+    pub notify_master: Option<String>,
+    /// `notify_backup`: run on becoming BACKUP.
+    pub notify_backup: Option<String>,
+    /// `notify_fault`: run on entering FAULT.
+    pub notify_fault: Option<String>,
+    /// `notify_stop`: run when the instance stops.
+    pub notify_stop: Option<String>,
+    /// `notify`: run after the state's own script on every change, with
+    /// keepalived's four extra arguments `INSTANCE <name> <STATE> <priority>`.
+    pub notify: Option<String>,
+    /// `track_interface`: any of these down puts the instance in FAULT (its
+    /// own `interface` is always tracked).
+    pub track_interface: Vec<String>,
+    /// `track_script`: names of `[[vrrp_script]]`s this instance follows.
+    pub track_script: Vec<String>,
 }
 
 impl Serialize for VrrpInstance {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let auth = self.auth_pass.is_some();
-        let mut st = s.serialize_struct("VrrpInstance", if auth { 9 } else { 7 })?;
+        let mut st = s.serialize_struct("VrrpInstance", 30)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("state", self.state.name())?;
         st.serialize_field("interface", &self.interface)?;
         st.serialize_field("virtual_router_id", &self.virtual_router_id)?;
         st.serialize_field("priority", &self.priority)?;
+        st.serialize_field("vrrp_version", &self.vrrp_version.number())?;
         st.serialize_field("advert_int", &self.advert_int.as_secs_f64())?;
         if let Some(pass) = &self.auth_pass {
             st.serialize_field("auth_type", "PASS")?;
             st.serialize_field("auth_pass", pass)?;
         }
+        st.serialize_field("nopreempt", &self.nopreempt)?;
+        st.serialize_field("preempt_delay", &self.preempt_delay.as_secs_f64())?;
+        st.serialize_field("higher_prio_send_advert", &self.higher_prio_send_advert)?;
+        if let Some(src) = &self.unicast_src_ip {
+            st.serialize_field("unicast_src_ip", src)?;
+        }
+        st.serialize_field("unicast_peer", &self.unicast_peer)?;
+        st.serialize_field("garp_master_delay", &self.garp_master_delay.as_secs_f64())?;
+        st.serialize_field("garp_master_repeat", &self.garp_master_repeat)?;
+        st.serialize_field("garp_master_refresh", &self.garp_master_refresh.as_secs_f64())?;
+        st.serialize_field("garp_master_refresh_repeat", &self.garp_master_refresh_repeat)?;
+        st.serialize_field("garp_lower_prio_delay", &self.garp_lower_prio_delay.as_secs_f64())?;
+        st.serialize_field("garp_lower_prio_repeat", &self.garp_lower_prio_repeat)?;
+        st.serialize_field("garp_interval", &self.garp_interval.as_secs_f64())?;
+        st.serialize_field("track_interface", &self.track_interface)?;
+        st.serialize_field("track_script", &self.track_script)?;
+        for (key, script) in [
+            ("notify_master", &self.notify_master),
+            ("notify_backup", &self.notify_backup),
+            ("notify_fault", &self.notify_fault),
+            ("notify_stop", &self.notify_stop),
+            ("notify", &self.notify),
+        ] {
+            if let Some(script) = script {
+                st.serialize_field(key, script)?;
+            }
+        }
         st.serialize_field("virtual_ipaddress", &self.virtual_ipaddress)?;
         st.end()
+    }
+}
+
+impl VrrpInstance {
+    /// The election settings for [`crate::vrrp::Instance`]. `primary_address`
+    /// is the interface's primary IPv4 address; `unicast_src_ip`, when set,
+    /// takes its place, since that is where our adverts come from (and the
+    /// address an equal-priority tie is decided by).
+    pub fn state_config(&self, primary_address: Ipv4Addr) -> vrrp::Config {
+        vrrp::Config {
+            version: self.vrrp_version,
+            vrid: self.virtual_router_id,
+            priority: self.priority,
+            advert_int: self.advert_int,
+            initial_state: self.state,
+            preempt: !self.nopreempt,
+            preempt_delay: self.preempt_delay,
+            primary_address: self.source_address(primary_address),
+            higher_prio_send_advert: self.higher_prio_send_advert,
+        }
+    }
+
+    /// The address our adverts leave from: `unicast_src_ip`, else `primary_address`.
+    pub fn source_address(&self, primary_address: Ipv4Addr) -> Ipv4Addr {
+        self.unicast_src_ip.unwrap_or(primary_address)
+    }
+
+    /// The GARP schedule's settings ([`crate::garp::GarpSchedule`]).
+    pub fn garp_config(&self) -> GarpConfig {
+        GarpConfig {
+            master_delay: self.garp_master_delay,
+            master_repeat: self.garp_master_repeat,
+            master_refresh: (!self.garp_master_refresh.is_zero())
+                .then_some(self.garp_master_refresh),
+            master_refresh_repeat: self.garp_master_refresh_repeat,
+            lower_prio_delay: self.garp_lower_prio_delay,
+            lower_prio_repeat: self.garp_lower_prio_repeat,
+            interval: self.garp_interval,
+        }
+    }
+
+    /// The VIP addresses of this instance, in file order (prefixes dropped).
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        self.virtual_ipaddress.iter().map(|net| net.addr).collect()
+    }
+
+    /// Whether adverts go by unicast to `unicast_peer` rather than by multicast.
+    pub fn is_unicast(&self) -> bool {
+        !self.unicast_peer.is_empty()
+    }
+
+    /// The notify script for entering `state` (`notify_master`, `notify_backup`,
+    /// `notify_fault`, or `notify_stop` for [`vrrp::State::Stopped`]); the
+    /// generic `notify` runs after it and is [`Self::notify`].
+    pub fn notify_script(&self, state: vrrp::State) -> Option<&str> {
+        match state {
+            vrrp::State::Master => self.notify_master.as_deref(),
+            vrrp::State::Backup => self.notify_backup.as_deref(),
+            vrrp::State::Fault => self.notify_fault.as_deref(),
+            vrrp::State::Stopped => self.notify_stop.as_deref(),
+            vrrp::State::Init => None,
+        }
     }
 }
 
@@ -229,7 +496,8 @@ pub struct HttpGet {
 pub struct Url {
     /// Absolute path, starting with `/`.
     pub path: String,
-    /// Expected status (default 200).
+    /// Expected status (default 200). keepalived without `status_code`
+    /// accepts any 2xx; xdplb asks for one code (the seed writes 200).
     pub status_code: u16,
     /// Expected MD5 of the body, 32 lowercase hex digits, if set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -252,6 +520,58 @@ pub struct TcpCheck {
     /// Pause between attempts (default 1 s).
     #[serde(serialize_with = "ser_secs")]
     pub delay_before_retry: Duration,
+}
+
+impl RealServer {
+    /// The hysteresis settings of this server's checker around the service's
+    /// `delay_loop`: HTTP_GET's when it has one, else TCP_CHECK's, else `None`.
+    pub fn checker_config(&self, delay_loop: Duration) -> Option<CheckerConfig> {
+        match (&self.http_get, &self.tcp_check) {
+            (Some(http), _) => Some(http.checker_config(delay_loop)),
+            (None, Some(tcp)) => Some(tcp.checker_config(delay_loop)),
+            (None, None) => None,
+        }
+    }
+}
+
+impl HttpGet {
+    /// This checker's hysteresis settings around the service's `delay_loop`.
+    pub fn checker_config(&self, delay_loop: Duration) -> CheckerConfig {
+        CheckerConfig {
+            delay_loop,
+            retry: self.retry,
+            delay_before_retry: self.delay_before_retry,
+            alpha: false,
+        }
+    }
+
+    /// The URLs as [`crate::health::http_get`] takes them, in file order.
+    pub fn url_checks(&self) -> Vec<UrlCheck> {
+        self.urls.iter().map(Url::url_check).collect()
+    }
+}
+
+impl Url {
+    /// This URL as [`crate::health::http_get`] takes it.
+    pub fn url_check(&self) -> UrlCheck {
+        UrlCheck {
+            path: self.path.clone(),
+            status_code: Some(self.status_code),
+            digest: self.digest.clone(),
+        }
+    }
+}
+
+impl TcpCheck {
+    /// This checker's hysteresis settings around the service's `delay_loop`.
+    pub fn checker_config(&self, delay_loop: Duration) -> CheckerConfig {
+        CheckerConfig {
+            delay_loop,
+            retry: self.retry,
+            delay_before_retry: self.delay_before_retry,
+            alpha: false,
+        }
+    }
 }
 
 /// Which XDP attach mode to ask for.
@@ -407,19 +727,50 @@ impl Config {
         self.virtual_servers.iter().map(|vs| (vs.key(), vs))
     }
 
-    /// Legal but suspicious settings, as `FILE:LINE: text` lines for check-config.
+    /// The VIPs that vrrp_instances move, in file order, each once.
+    pub fn vrrp_vips(&self) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = Vec::new();
+        for ip in self.vrrp_instances.iter().flat_map(|v| &v.virtual_ipaddress).map(|n| n.addr) {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        out
+    }
+
+    /// The `[[vrrp_script]]` called `name`.
+    pub fn vrrp_script(&self, name: &str) -> Option<&VrrpScript> {
+        self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    /// The scripts `instance` tracks, in its `track_script` order (every name
+    /// was checked to exist when the file was read).
+    pub fn track_scripts<'a>(&'a self, instance: &'a VrrpInstance) -> Vec<&'a VrrpScript> {
+        instance.track_script.iter().filter_map(|name| self.vrrp_script(name)).collect()
+    }
+
+    /// Legal but suspicious settings, as `FILE:LINE: text` lines for check-config,
+    /// in line order.
     pub fn warnings(&self) -> Vec<String> {
-        self.virtual_servers
-            .iter()
-            .enumerate()
-            .filter(|(_, vs)| vs.real_servers.is_empty())
-            .map(|(i, vs)| {
-                let at = self.origin.vip.get(i).map(|l| format!(":{l}")).unwrap_or_default();
-                format!(
-                    "{}{at}: virtual_server {} has no real servers: its traffic is dropped",
-                    self.origin.file,
-                    service_name(&vs.key())
-                )
+        let mut found: Vec<(Option<usize>, String)> = self.origin.notes.clone();
+        for (i, vs) in self.virtual_servers.iter().enumerate() {
+            if vs.real_servers.is_empty() {
+                found.push((
+                    self.origin.vip.get(i).copied(),
+                    format!(
+                        "virtual_server {} has no real servers: its traffic is dropped",
+                        service_name(&vs.key())
+                    ),
+                ));
+            }
+        }
+        // A line-less warning goes last.
+        found.sort_by_key(|(line, _)| line.unwrap_or(usize::MAX));
+        found
+            .into_iter()
+            .map(|(line, text)| {
+                let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!("{}{at}: {text}", self.origin.file)
             })
             .collect()
     }

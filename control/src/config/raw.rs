@@ -10,6 +10,9 @@ type S<T> = Spanned<T>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
+    pub global_defs: Option<S<RawGlobalDefs>>,
+    #[serde(default)]
+    pub vrrp_script: Vec<S<RawVrrpScript>>,
     #[serde(default)]
     pub vrrp_instance: Vec<S<RawVrrp>>,
     #[serde(default)]
@@ -31,6 +34,61 @@ pub(super) struct RawVrrp {
     pub auth_pass: Option<S<String>>,
     #[serde(default)]
     pub virtual_ipaddress: Vec<S<String>>,
+    /// keepalived names the instance keyword `version`; both are read.
+    #[serde(alias = "version")]
+    pub vrrp_version: Option<S<i64>>,
+    pub nopreempt: Option<S<bool>>,
+    pub preempt_delay: Option<S<f64>>,
+    pub garp_master_delay: Option<S<f64>>,
+    pub garp_master_repeat: Option<S<i64>>,
+    pub garp_master_refresh: Option<S<f64>>,
+    pub garp_master_refresh_repeat: Option<S<i64>>,
+    pub garp_lower_prio_delay: Option<S<f64>>,
+    pub garp_lower_prio_repeat: Option<S<i64>>,
+    pub garp_interval: Option<S<f64>>,
+    pub higher_prio_send_advert: Option<bool>,
+    pub unicast_src_ip: Option<S<String>>,
+    #[serde(default)]
+    pub unicast_peer: Vec<S<String>>,
+    pub notify_master: Option<S<String>>,
+    pub notify_backup: Option<S<String>>,
+    pub notify_fault: Option<S<String>>,
+    pub notify_stop: Option<S<String>>,
+    pub notify: Option<S<String>>,
+    #[serde(default)]
+    pub track_interface: Vec<S<String>>,
+    #[serde(default)]
+    pub track_script: Vec<S<String>>,
+}
+
+/// keepalived's global_defs keys, `vrrp_` prefix and all.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGlobalDefs {
+    pub router_id: Option<S<String>>,
+    pub vrrp_version: Option<S<i64>>,
+    pub vrrp_garp_master_delay: Option<S<f64>>,
+    pub vrrp_garp_master_repeat: Option<S<i64>>,
+    pub vrrp_garp_master_refresh: Option<S<f64>>,
+    pub vrrp_garp_master_refresh_repeat: Option<S<i64>>,
+    pub vrrp_garp_lower_prio_delay: Option<S<f64>>,
+    pub vrrp_garp_lower_prio_repeat: Option<S<i64>>,
+    pub vrrp_garp_interval: Option<S<f64>>,
+    pub vrrp_higher_prio_send_advert: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrpScript {
+    pub name: S<String>,
+    pub script: S<String>,
+    pub interval: Option<S<f64>>,
+    pub timeout: Option<S<f64>>,
+    pub weight: Option<S<i64>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    pub user: Option<S<String>>,
+    pub init_fail: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

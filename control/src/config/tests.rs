@@ -12,6 +12,9 @@ use dataplane::tables::{L4Proto, Scheduler, ServiceKey};
 use proptest::prelude::*;
 
 use super::*;
+use crate::garp::GarpConfig;
+use crate::health::{CheckerConfig, UrlCheck};
+use crate::vrrp::{self, Version};
 
 const SEED_LAB: &str = include_str!("../../../configs/seed-lab.toml");
 const SINGLE_LB: &str = include_str!("../../../configs/single-lb.toml");
@@ -42,6 +45,17 @@ fn seed_lab_is_the_seed() {
     assert_eq!(vi.auth_pass.as_deref(), Some("1111"));
     let vip = Ipv4Addr::new(192, 168, 10, 110);
     assert_eq!(vi.virtual_ipaddress, vec![Ipv4Net { addr: vip, prefix_len: 32 }]);
+    assert_eq!(config.global_defs.router_id.as_deref(), Some("LVS_DEVEL"));
+    // What the seed does not write is keepalived's default, but for
+    // higher_prio_send_advert (on here, for split-brain healing).
+    assert_eq!(vi.vrrp_version, Version::V2);
+    assert!(!vi.nopreempt && vi.preempt_delay.is_zero());
+    assert!(vi.higher_prio_send_advert);
+    assert_eq!(vi.garp_config(), GarpConfig::default());
+    assert!(!vi.is_unicast() && vi.unicast_src_ip.is_none());
+    assert!(vi.track_interface.is_empty() && vi.track_script.is_empty());
+    assert_eq!(vi.notify_script(vrrp::State::Master), None);
+    assert_eq!(config.vrrp_vips(), [vip]);
 
     let [vs] = config.virtual_servers.as_slice() else { panic!("one virtual_server") };
     assert_eq!(vs.key(), ServiceKey { vip, port: 80, proto: L4Proto::Tcp });
@@ -124,13 +138,21 @@ fn defaults_are_keepalived_and_ipvs_ones() {
     let rs = &config.virtual_servers[0].real_servers[0];
     let http = rs.http_get.as_ref().unwrap();
     assert_eq!((http.connect_port, http.connect_timeout), (80, Duration::from_secs(5)));
-    assert_eq!((http.retry, http.delay_before_retry), (1, Duration::from_secs(1)));
+    // keepalived: delay_before_retry is 3 s for HTTP_GET, 1 s for TCP_CHECK.
+    assert_eq!((http.retry, http.delay_before_retry), (1, Duration::from_secs(3)));
     assert_eq!((http.urls[0].status_code, http.urls[0].digest.as_ref()), (200, None));
     let tcp = rs.tcp_check.as_ref().unwrap();
     assert_eq!(
         (tcp.connect_port, tcp.connect_timeout, tcp.bindto),
         (80, Duration::from_secs(5), None)
     );
+    assert_eq!((tcp.retry, tcp.delay_before_retry), (1, Duration::from_secs(1)));
+    // The defaults are the health module's own idea of keepalived's.
+    let minute = Duration::from_secs(60);
+    assert_eq!(http.checker_config(minute), CheckerConfig::http_get(minute));
+    assert_eq!(tcp.checker_config(minute), CheckerConfig::tcp_check(minute));
+    // HTTP_GET wins when a server has both.
+    assert_eq!(rs.checker_config(minute), Some(CheckerConfig::http_get(minute)));
 }
 
 #[test]
@@ -183,9 +205,33 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
         ("syntax", "[[virtual_server]\n".into(), "t.toml:1: unclosed array table, expected `]`"),
         (
             "unknown top-level key",
-            cat(&["# from keepalived.conf\n\nglobal_defs = 1\n", DP]),
-            "t.toml:3: unknown key `global_defs`, expected one of `vrrp_instance`, \
-             `virtual_server`, `dataplane`, `control`",
+            cat(&["# from keepalived.conf\n\nvrrp_sync_group = 1\n", DP]),
+            "t.toml:3: unknown key `vrrp_sync_group`, expected one of `global_defs`, \
+             `vrrp_script`, `vrrp_instance`, `virtual_server`, `dataplane`, `control`",
+        ),
+        (
+            "global_defs key without keepalived's vrrp_ prefix",
+            cat(&["[global_defs]\ngarp_master_delay = 1\n", DP]),
+            "t.toml:2: unknown key `garp_master_delay`, expected one of `router_id`, \
+             `vrrp_version`, `vrrp_garp_master_delay`, `vrrp_garp_master_repeat`, \
+             `vrrp_garp_master_refresh`, `vrrp_garp_master_refresh_repeat`, \
+             `vrrp_garp_lower_prio_delay`, `vrrp_garp_lower_prio_repeat`, `vrrp_garp_interval`, \
+             `vrrp_higher_prio_send_advert`",
+        ),
+        (
+            "nopreempt as a keepalived flag",
+            cat(&[VRRP, "nopreempt = 1\n"]),
+            "t.toml:5: nopreempt: invalid type: integer `1`, expected a boolean",
+        ),
+        (
+            "track_script as one string",
+            cat(&[VRRP, "track_script = \"chk\"\n"]),
+            "t.toml:5: track_script: invalid type: string \"chk\", expected an array",
+        ),
+        (
+            "vrrp_script without script",
+            "[[vrrp_script]]\nname = \"chk\"\ninterval = 2\n".into(),
+            "t.toml:1: missing key `script` in [[vrrp_script]]",
         ),
         (
             "unknown real_server key",
@@ -256,9 +302,10 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
              (or leave auth_type out)",
         ),
         (
-            "auth_pass longer than 8 bytes",
-            cat(&[VRRP, "auth_type = \"PASS\"\nauth_pass = \"123456789\"\n"]),
-            "t.toml:6: auth_pass is 9 bytes long: VRRP carries at most 8",
+            "auth_pass whose 8-byte cut splits a character",
+            cat(&[VRRP, "auth_type = \"PASS\"\nauth_pass = \"1234567\u{e9}\"\n"]),
+            "t.toml:6: auth_pass is 9 bytes long and VRRP carries only the first 8, which end \
+             inside a character: shorten it",
         ),
         (
             "PASS without auth_pass",
@@ -297,6 +344,172 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             cat(&[VS, "[dataplane]\ninterface = \"eth0:1\"\n"]),
             "t.toml:5: interface \"eth0:1\" is not a valid interface name \
              (1-15 bytes, no '/', ':' or whitespace)",
+        ),
+        // VRRP: version, preemption, GARP, unicast, notify, tracking.
+        (
+            "vrrp_version 4",
+            cat(&[VRRP, "vrrp_version = 4\n"]),
+            "t.toml:5: vrrp_version 4 is not 2 or 3",
+        ),
+        (
+            "keepalived's instance keyword version, 1",
+            cat(&[VRRP, "version = 1\n"]),
+            "t.toml:5: vrrp_version 1 is not 2 or 3",
+        ),
+        (
+            "global vrrp_version 4",
+            cat(&["[global_defs]\nvrrp_version = 4\n", DP]),
+            "t.toml:2: vrrp_version 4 is not 2 or 3",
+        ),
+        (
+            "v3 advert_int below a centisecond",
+            cat(&[VRRP, "vrrp_version = 3\nadvert_int = 0.005\n"]),
+            "t.toml:6: advert_int 0.005 is out of range: VRRPv3 adverts carry whole centiseconds \
+             (0.01-40.95)",
+        ),
+        (
+            "v3 advert_int above 12 bits of centiseconds",
+            cat(&[VRRP, "vrrp_version = 3\nadvert_int = 41\n"]),
+            "t.toml:6: advert_int 41 is out of range: VRRPv3 adverts carry whole centiseconds \
+             (0.01-40.95)",
+        ),
+        (
+            "v3 advert_int between centiseconds",
+            cat(&[VRRP, "advert_int = 0.125\nversion = 3\n"]),
+            "t.toml:5: advert_int 0.125 is out of range: VRRPv3 adverts carry whole centiseconds \
+             (0.01-40.95)",
+        ),
+        (
+            "v2 (from global_defs) advert_int 0.5",
+            cat(&["[global_defs]\nvrrp_version = 2\n", VRRP, "advert_int = 0.5\n"]),
+            "t.toml:7: advert_int 0.5 is out of range: VRRPv2 adverts carry whole seconds (1-255)",
+        ),
+        (
+            "authentication with VRRPv3",
+            cat(&[VRRP, "vrrp_version = 3\nauth_type = \"PASS\"\nauth_pass = \"1111\"\n"]),
+            "t.toml:6: auth_type is not allowed with vrrp_version 3: VRRPv3 adverts carry no \
+             authentication (leave auth_type and auth_pass out)",
+        ),
+        (
+            "preempt_delay 2000",
+            cat(&[VRRP, "preempt_delay = 2000\n"]),
+            "t.toml:5: preempt_delay 2000 is out of range (0-1000 seconds)",
+        ),
+        (
+            "negative preempt_delay",
+            cat(&[VRRP, "preempt_delay = -1\n"]),
+            "t.toml:5: preempt_delay -1 is out of range (0-1000 seconds)",
+        ),
+        (
+            "garp_master_repeat 0",
+            cat(&[VRRP, "garp_master_repeat = 0\n"]),
+            "t.toml:5: garp_master_repeat 0 is out of range (1-1000)",
+        ),
+        (
+            "garp_master_refresh_repeat 0",
+            cat(&[VRRP, "garp_master_refresh_repeat = 0\n"]),
+            "t.toml:5: garp_master_refresh_repeat 0 is out of range (1-1000)",
+        ),
+        (
+            "garp_lower_prio_repeat -1",
+            cat(&[VRRP, "garp_lower_prio_repeat = -1\n"]),
+            "t.toml:5: garp_lower_prio_repeat -1 is out of range (0-1000)",
+        ),
+        (
+            "garp_master_delay beyond keepalived's timer",
+            cat(&[VRRP, "garp_master_delay = 5000\n"]),
+            "t.toml:5: garp_master_delay 5000 is out of range (0-4294 seconds)",
+        ),
+        (
+            "garp_master_refresh negative",
+            cat(&[VRRP, "garp_master_refresh = -60\n"]),
+            "t.toml:5: garp_master_refresh -60 is out of range (0-86400 seconds)",
+        ),
+        (
+            "garp_interval of a minute",
+            cat(&[VRRP, "garp_interval = 60\n"]),
+            "t.toml:5: garp_interval 60 is out of range (0-10 seconds)",
+        ),
+        (
+            "global vrrp_garp_master_repeat 0",
+            cat(&["[global_defs]\nvrrp_garp_master_repeat = 0\n", DP]),
+            "t.toml:2: vrrp_garp_master_repeat 0 is out of range (1-1000)",
+        ),
+        (
+            "global vrrp_garp_lower_prio_delay negative",
+            cat(&["[global_defs]\nvrrp_garp_lower_prio_delay = -5\n", DP]),
+            "t.toml:2: vrrp_garp_lower_prio_delay -5 is out of range (0-4294 seconds)",
+        ),
+        (
+            "empty router_id",
+            cat(&["[global_defs]\nrouter_id = \"\"\n", DP]),
+            "t.toml:2: router_id \"\" is empty or not one line",
+        ),
+        (
+            "unparsable unicast_src_ip",
+            cat(&[VRRP, "unicast_src_ip = \"lb1\"\n"]),
+            "t.toml:5: unicast_src_ip \"lb1\" is not an IPv4 address",
+        ),
+        (
+            "multicast unicast_peer",
+            cat(&[VRRP, "unicast_peer = [\"224.0.0.18\"]\n"]),
+            "t.toml:5: unicast_peer 224.0.0.18 is not a unicast address a host can own",
+        ),
+        (
+            "empty notify_master",
+            cat(&[VRRP, "notify_master = \" \"\n"]),
+            "t.toml:5: notify_master is empty: give the command to run",
+        ),
+        (
+            "notify on two lines",
+            cat(&[VRRP, "notify = \"/bin/a\\n/bin/b\"\n"]),
+            "t.toml:5: notify \"/bin/a\\n/bin/b\" is not one command line",
+        ),
+        (
+            "track_interface with a keepalived weight",
+            cat(&[VRRP, "track_interface = [\"eth1 weight 2\"]\n"]),
+            "t.toml:5: track_interface \"eth1 weight 2\" is not a valid interface name \
+             (1-15 bytes, no '/', ':' or whitespace)",
+        ),
+        (
+            "vrrp_script weight 254",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\nweight = 254\n".into(),
+            "t.toml:4: weight 254 is out of range (-253-253)",
+        ),
+        (
+            "vrrp_script rise 0",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\nrise = 0\n".into(),
+            "t.toml:4: rise 0 is out of range (1-2147483647)",
+        ),
+        (
+            "vrrp_script fall 0",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\nfall = 0\n".into(),
+            "t.toml:4: fall 0 is out of range (1-2147483647)",
+        ),
+        (
+            "vrrp_script interval 0",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\ninterval = 0\n".into(),
+            "t.toml:4: interval 0 is out of range (0.001-86400 seconds)",
+        ),
+        (
+            "vrrp_script timeout 0",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\ntimeout = 0\n".into(),
+            "t.toml:4: timeout 0 is out of range (0.001-86400 seconds)",
+        ),
+        (
+            "vrrp_script empty script",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"\"\n".into(),
+            "t.toml:3: script is empty: give the command to run",
+        ),
+        (
+            "vrrp_script name with a space",
+            "[[vrrp_script]]\nname = \"chk web\"\nscript = \"/bin/true\"\n".into(),
+            "t.toml:2: vrrp_script name \"chk web\" has whitespace: track_script names one word",
+        ),
+        (
+            "vrrp_script empty user",
+            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\nuser = \"\"\n".into(),
+            "t.toml:4: user \"\" is not \"username [:][groupname]\"",
         ),
         (
             "unparsable vip",
@@ -494,6 +707,93 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:10: virtual_ipaddress 192.168.10.110 is listed twice (first at line 5)",
         ),
         (
+            "MASTER with nopreempt",
+            cat(&[VRRP, "state = \"MASTER\"\nnopreempt = true\n"]),
+            "t.toml:6: nopreempt needs state = \"BACKUP\": vrrp_instance \"VI_1\" starts as \
+             MASTER, where keepalived ignores nopreempt",
+        ),
+        (
+            "MASTER with preempt_delay",
+            cat(&[VRRP, "preempt_delay = 10\nstate = \"MASTER\"\n"]),
+            "t.toml:5: preempt_delay needs state = \"BACKUP\": vrrp_instance \"VI_1\" starts as \
+             MASTER, where keepalived ignores preempt_delay",
+        ),
+        (
+            "unicast_peer equal to unicast_src_ip",
+            cat(&[
+                VRRP,
+                "unicast_src_ip = \"192.168.10.101\"\n",
+                "unicast_peer = [\"192.168.10.102\", \"192.168.10.101\"]\n",
+            ]),
+            "t.toml:6: unicast_peer 192.168.10.101 is unicast_src_ip itself: adverts would go to \
+             ourselves",
+        ),
+        (
+            "unicast_peer listed twice",
+            cat(&[VRRP, "unicast_peer = [\n  \"192.168.10.102\",\n  \"192.168.10.102\",\n]\n"]),
+            "t.toml:7: unicast_peer 192.168.10.102 is listed twice (first at line 6)",
+        ),
+        (
+            "unicast_peer is a VIP",
+            cat(&[
+                VRRP,
+                "virtual_ipaddress = [\"192.168.10.110\"]\n",
+                "unicast_peer = [\"192.168.10.110\"]\n",
+            ]),
+            "t.toml:6: unicast_peer 192.168.10.110 is a VIP: peers are the other directors' own \
+             addresses",
+        ),
+        (
+            "unicast_src_ip is a VIP",
+            cat(&[
+                VRRP,
+                "virtual_ipaddress = [\"192.168.10.110\"]\n",
+                "unicast_src_ip = \"192.168.10.110\"\n",
+            ]),
+            "t.toml:6: unicast_src_ip 192.168.10.110 is a VIP: adverts leave from the director's \
+             own address",
+        ),
+        (
+            "unknown track_script name, no scripts",
+            cat(&[VRRP, "track_script = [\"chk_web\"]\n"]),
+            "t.toml:5: track_script \"chk_web\" of vrrp_instance \"VI_1\" names no \
+             [[vrrp_script]] (there is none)",
+        ),
+        (
+            "unknown track_script name",
+            cat(&[
+                "[[vrrp_script]]\nname = \"chk_b\"\nscript = \"/bin/true\"\n",
+                "[[vrrp_script]]\nname = \"chk_a\"\nscript = \"/bin/true\"\n",
+                VRRP,
+                "track_script = [\"chk_a\", \"chk_web\"]\n",
+            ]),
+            "t.toml:11: track_script \"chk_web\" of vrrp_instance \"VI_1\" names no \
+             [[vrrp_script]] (there are chk_a, chk_b)",
+        ),
+        (
+            "track_script listed twice",
+            cat(&[
+                "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n",
+                VRRP,
+                "track_script = [\"chk\",\n  \"chk\"]\n",
+            ]),
+            "t.toml:9: track_script \"chk\" is listed twice (first at line 8)",
+        ),
+        (
+            "track_interface listed twice",
+            cat(&[VRRP, "track_interface = [\"eth1\", \"eth1\"]\n"]),
+            "t.toml:5: track_interface eth1 is listed twice (first at line 5)",
+        ),
+        (
+            "vrrp_script defined twice",
+            cat(&[
+                "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n",
+                "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/false\"\n",
+                DP,
+            ]),
+            "t.toml:5: vrrp_script \"chk\" is defined twice (first at line 2)",
+        ),
+        (
             "a VIP as a real server",
             cat(&[VS, "[[virtual_server.real_server]]\nip = \"192.168.10.110\"\n", DP]),
             "t.toml:5: real server 192.168.10.110 is also a VIP: DR needs real servers with addresses of their own",
@@ -572,10 +872,268 @@ fn sample_files_round_trip_through_to_toml() {
         // Printing is stable: a fixed point after one round.
         assert_eq!(again.to_toml(), printed);
         // Every default is written out.
-        for key in ["umem_frames", "tcpfin_timeout", "neighbour_refresh", "delay_before_retry"] {
+        for key in [
+            "umem_frames",
+            "tcpfin_timeout",
+            "neighbour_refresh",
+            "delay_before_retry",
+            "[global_defs]",
+            "vrrp_garp_lower_prio_repeat",
+            "vrrp_higher_prio_send_advert",
+        ] {
             assert!(printed.contains(key), "{key} missing from\n{printed}");
         }
+        if !config.vrrp_instances.is_empty() {
+            for key in INSTANCE_KEYS {
+                assert!(printed.contains(&format!("\n{key} = ")), "{key} missing from\n{printed}");
+            }
+        }
     }
+}
+
+/// Every key a printed vrrp_instance carries, whatever the file said.
+const INSTANCE_KEYS: &[&str] = &[
+    "vrrp_version",
+    "advert_int",
+    "nopreempt",
+    "preempt_delay",
+    "higher_prio_send_advert",
+    "unicast_peer",
+    "garp_master_delay",
+    "garp_master_repeat",
+    "garp_master_refresh",
+    "garp_master_refresh_repeat",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
+    "garp_interval",
+    "track_interface",
+    "track_script",
+];
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn global_defs_are_instance_defaults_and_instances_override_them() {
+    let text = cat(&[
+        "[global_defs]\nvrrp_version = 3\nvrrp_garp_master_delay = 10\n",
+        "vrrp_garp_master_repeat = 2\nvrrp_garp_master_refresh = 60\n",
+        "vrrp_garp_master_refresh_repeat = 3\nvrrp_garp_interval = 0.001\n",
+        "vrrp_higher_prio_send_advert = false\n",
+        // Inherits everything.
+        VRRP,
+        // Overrides the master GARP values: its lower-priority ones follow them.
+        "[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n",
+        "version = 2\ngarp_master_delay = 0\ngarp_master_repeat = 1\n",
+        "higher_prio_send_advert = true\n",
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let [one, two] = config.vrrp_instances.as_slice() else { panic!("two instances") };
+    assert_eq!((one.vrrp_version, two.vrrp_version), (Version::V3, Version::V2));
+    assert_eq!((one.higher_prio_send_advert, two.higher_prio_send_advert), (false, true));
+    assert_eq!(
+        one.garp_config(),
+        GarpConfig {
+            master_delay: secs(10),
+            master_repeat: 2,
+            master_refresh: Some(secs(60)),
+            master_refresh_repeat: 3,
+            lower_prio_delay: secs(10),
+            lower_prio_repeat: 2,
+            interval: Duration::from_millis(1),
+        }
+    );
+    let garp = two.garp_config();
+    assert_eq!((garp.master_delay, garp.master_repeat), (Duration::ZERO, 1));
+    assert_eq!((garp.lower_prio_delay, garp.lower_prio_repeat), (Duration::ZERO, 1));
+    assert_eq!((garp.master_refresh, garp.interval), (Some(secs(60)), Duration::from_millis(1)));
+    // The effective globals: lower-priority ones unwritten show the master ones.
+    let g = &config.global_defs;
+    assert_eq!((g.vrrp_garp_lower_prio_delay, g.vrrp_garp_lower_prio_repeat), (secs(10), 2));
+
+    // Written globally, the lower-priority values beat an instance's master ones.
+    let text = cat(&[
+        "[global_defs]\nvrrp_garp_lower_prio_delay = 7\nvrrp_garp_lower_prio_repeat = 0\n",
+        VRRP,
+        "garp_master_delay = 3\n",
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let garp = config.vrrp_instances[0].garp_config();
+    assert_eq!((garp.master_delay, garp.master_repeat), (secs(3), 5));
+    assert_eq!((garp.lower_prio_delay, garp.lower_prio_repeat), (secs(7), 0));
+    // And the instance's own lower-priority keys beat the globals.
+    let config =
+        parse(&cat(&[&text, "garp_lower_prio_delay = 1\ngarp_lower_prio_repeat = 4\n"]), "t.toml")
+            .unwrap();
+    let garp = config.vrrp_instances[0].garp_config();
+    assert_eq!((garp.lower_prio_delay, garp.lower_prio_repeat), (secs(1), 4));
+}
+
+#[test]
+fn vrrpv3_advert_int_is_in_centiseconds() {
+    for (written, millis) in
+        [("0.01", 10), ("0.07", 70), ("0.5", 500), ("1", 1000), ("40.95", 40950)]
+    {
+        let text = cat(&[VRRP, "vrrp_version = 3\nadvert_int = ", written, "\n"]);
+        let config = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{written}: {e}"));
+        let vi = &config.vrrp_instances[0];
+        assert_eq!(vi.advert_int, Duration::from_millis(millis), "{written}");
+        let state = vi.state_config(Ipv4Addr::new(192, 168, 10, 101));
+        assert_eq!(state.validate(), Ok(()), "{written}");
+        assert_eq!(state.interval_field(), Some(u16::try_from(millis / 10).unwrap()));
+        // Printed and read back: the same interval.
+        let again = parse(&config.to_toml(), "printed").unwrap();
+        assert_eq!(again.vrrp_instances[0].advert_int, vi.advert_int, "{written}");
+    }
+}
+
+#[test]
+fn state_config_carries_the_election_settings() {
+    let text = cat(&[
+        VRRP,
+        "priority = 110\nadvert_int = 2\nnopreempt = true\npreempt_delay = 4.5\n",
+        "higher_prio_send_advert = false\nvirtual_ipaddress = [\"192.168.10.110/24\", \"192.168.10.111\"]\n",
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let vi = &config.vrrp_instances[0];
+    let primary = Ipv4Addr::new(192, 168, 10, 101);
+    let state = vi.state_config(primary);
+    assert_eq!(
+        state,
+        vrrp::Config {
+            version: Version::V2,
+            vrid: 51,
+            priority: 110,
+            advert_int: secs(2),
+            initial_state: VrrpState::Backup,
+            preempt: false,
+            preempt_delay: Duration::from_millis(4500),
+            primary_address: primary,
+            higher_prio_send_advert: false,
+        }
+    );
+    assert_eq!(state.validate(), Ok(()));
+    assert_eq!(vi.vips(), [Ipv4Addr::new(192, 168, 10, 110), Ipv4Addr::new(192, 168, 10, 111)]);
+    assert_eq!(config.vrrp_vips(), vi.vips());
+
+    // unicast_src_ip is where adverts leave from, so it is the tie-break address.
+    let unicast =
+        cat(&[VRRP, "unicast_src_ip = \"192.168.10.150\"\nunicast_peer = [\"192.168.10.102\"]\n"]);
+    let config = parse(&unicast, "t.toml").unwrap();
+    let vi = &config.vrrp_instances[0];
+    assert!(vi.is_unicast());
+    assert_eq!(vi.state_config(primary).primary_address, Ipv4Addr::new(192, 168, 10, 150));
+    assert_eq!(vi.unicast_peer, [Ipv4Addr::new(192, 168, 10, 102)]);
+}
+
+#[test]
+fn notify_and_tracking_are_kept_as_written() {
+    let text = cat(&[
+        "[[vrrp_script]]\nname = \"chk_nginx\"\nscript = \"/usr/bin/pgrep -x 'nginx: master'\"\n",
+        "interval = 2\nweight = -20\nfall = 3\nuser = \"nobody\"\n",
+        "[[vrrp_script]]\nname = \"chk_disk\"\nscript = \"/bin/true\"\ninit_fail = true\n",
+        VRRP,
+        "notify_master = \"/etc/xdplb/master.sh VI_1\"\nnotify_backup = \"/etc/xdplb/backup.sh\"\n",
+        "notify_fault = \"/etc/xdplb/fault.sh\"\nnotify_stop = \"/etc/xdplb/stop.sh\"\n",
+        "notify = \"/etc/xdplb/notify.sh\"\n",
+        "track_interface = [\"eth1\", \"bond0.10\"]\ntrack_script = [\"chk_disk\", \"chk_nginx\"]\n",
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let vi = &config.vrrp_instances[0];
+    assert_eq!(vi.notify_script(vrrp::State::Master), Some("/etc/xdplb/master.sh VI_1"));
+    assert_eq!(vi.notify_script(vrrp::State::Backup), Some("/etc/xdplb/backup.sh"));
+    assert_eq!(vi.notify_script(vrrp::State::Fault), Some("/etc/xdplb/fault.sh"));
+    assert_eq!(vi.notify_script(vrrp::State::Stopped), Some("/etc/xdplb/stop.sh"));
+    assert_eq!(vi.notify_script(vrrp::State::Init), None);
+    assert_eq!(vi.notify.as_deref(), Some("/etc/xdplb/notify.sh"));
+    assert_eq!(vi.track_interface, ["eth1", "bond0.10"]);
+    let names: Vec<&str> = config.track_scripts(vi).iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["chk_disk", "chk_nginx"]);
+
+    let nginx = config.vrrp_script("chk_nginx").unwrap();
+    assert_eq!(nginx.script, "/usr/bin/pgrep -x 'nginx: master'");
+    assert_eq!((nginx.interval, nginx.timeout), (secs(2), secs(2)));
+    assert_eq!((nginx.weight, nginx.rise, nginx.fall), (-20, 1, 3));
+    assert_eq!((nginx.user.as_deref(), nginx.init_fail), (Some("nobody"), false));
+    // keepalived's defaults: interval 1 s, timeout = interval, weight 0, rise/fall 1.
+    let disk = config.vrrp_script("chk_disk").unwrap();
+    assert_eq!((disk.interval, disk.timeout), (secs(1), secs(1)));
+    assert_eq!((disk.weight, disk.rise, disk.fall, disk.init_fail), (0, 1, 1, true));
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+
+    let again = parse(&config.to_toml(), "printed").unwrap();
+    assert_eq!(again, config);
+}
+
+#[test]
+fn a_vrrp_script_nobody_tracks_is_a_warning() {
+    let text = cat(&["[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n", DP]);
+    let config = parse(&text, "t.toml").unwrap();
+    assert_eq!(
+        config.warnings(),
+        ["t.toml:2: vrrp_script \"chk\" is tracked by no vrrp_instance: it never runs"]
+    );
+}
+
+#[test]
+fn a_long_auth_pass_is_cut_to_8_bytes_with_a_warning() {
+    let text = cat(&[VRRP, "auth_type = \"PASS\"\nauth_pass = \"123456789\"\n", VS]);
+    let config = parse(&text, "t.toml").unwrap();
+    assert_eq!(config.vrrp_instances[0].auth_pass.as_deref(), Some("12345678"));
+    // In line order with the other warnings.
+    assert_eq!(
+        config.warnings(),
+        [
+            "t.toml:6: auth_pass is 9 bytes long: only the first 8 are used, as keepalived does \
+             (\"Truncating auth_pass to 8 characters\")",
+            "t.toml:8: virtual_server 192.168.10.110:80/TCP has no real servers: its traffic is \
+             dropped",
+        ]
+    );
+    // What is printed is what is sent: no warning the second time.
+    let again = parse(&config.to_toml(), "printed").unwrap();
+    assert_eq!(again, config);
+    assert_eq!(again.warnings().len(), 1);
+}
+
+#[test]
+fn url_checks_are_what_the_http_checker_takes() {
+    let text = cat(&[
+        VS,
+        RS,
+        "[virtual_server.real_server.http_get]\nretry = 3\ndelay_before_retry = 2\n",
+        "[[virtual_server.real_server.http_get.url]]\npath = \"/a\"\n",
+        "[[virtual_server.real_server.http_get.url]]\npath = \"/b\"\nstatus_code = 204\n",
+        "digest = \"9B3A0C85A887A256D6939DA88AABD8CD\"\n",
+        DP,
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let vs = &config.virtual_servers[0];
+    let rs = &vs.real_servers[0];
+    let http = rs.http_get.as_ref().unwrap();
+    assert_eq!(
+        http.url_checks(),
+        [
+            UrlCheck { path: "/a".into(), status_code: Some(200), digest: None },
+            UrlCheck {
+                path: "/b".into(),
+                status_code: Some(204),
+                digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
+            },
+        ]
+    );
+    assert_eq!(
+        rs.checker_config(vs.delay_loop),
+        Some(CheckerConfig {
+            delay_loop: secs(60),
+            retry: 3,
+            delay_before_retry: secs(2),
+            alpha: false
+        })
+    );
+    let bare = parse(&cat(&[VS, RS, DP]), "t.toml").unwrap();
+    assert_eq!(bare.virtual_servers[0].real_servers[0].checker_config(secs(3)), None);
 }
 
 /// Pieces that make TOML and configuration errors likely when spliced in.
@@ -718,6 +1276,84 @@ proptest! {
         let config = parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         prop_assert_eq!(config.virtual_servers[0].real_servers.len(), weights.len());
         prop_assert_eq!(config.dataplane.cores.as_ref(), cores.as_ref());
+        let printed = config.to_toml();
+        let again = parse(&printed, "printed").unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        prop_assert_eq!(&again, &config);
+        prop_assert_eq!(again.to_toml(), printed);
+    }
+
+    #[test]
+    fn valid_vrrp_instances_round_trip(
+        v3 in any::<bool>(),
+        interval in 1u16..=4095,
+        master in any::<bool>(),
+        nopreempt in any::<bool>(),
+        preempt_delay_ms in 0u32..=1_000_000,
+        garp in (0u32..=4294, 1u32..=1000, 0u32..=86400, 1u32..=1000),
+        lower in proptest::option::of((0u32..=4294, 0u32..=1000)),
+        global_garp in proptest::option::of((0u32..=4294, 1u32..=1000)),
+        unicast in proptest::option::of((2u8..=99, proptest::collection::btree_set(100u8..=200, 1..4))),
+        notify in proptest::option::of("/[a-z]{1,8}(/[a-z_]{1,8})?( [A-Za-z0-9'_-]{1,6}){0,2}"),
+        scripts in proptest::collection::vec((1u32..=600, -253i32..=253, 1u32..=10, 1u32..=10), 0..3),
+    ) {
+        let mut text = String::new();
+        if let Some((delay, repeat)) = global_garp {
+            text += &format!(
+                "[global_defs]\nvrrp_garp_master_delay = {delay}\nvrrp_garp_master_repeat = {repeat}\n"
+            );
+        }
+        for (i, (interval, weight, rise, fall)) in scripts.iter().enumerate() {
+            text += &format!(
+                "[[vrrp_script]]\nname = \"chk_{i}\"\nscript = \"/bin/check {i}\"\n\
+                 interval = {interval}\nweight = {weight}\nrise = {rise}\nfall = {fall}\n"
+            );
+        }
+        let (version, advert) = if v3 {
+            (3, format!("{:?}", f64::from(interval) / 100.0))
+        } else {
+            (2, format!("{}", interval % 255 + 1))
+        };
+        text += &format!(
+            "[[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{}\"\ninterface = \"eth0\"\n\
+             virtual_router_id = 51\nvrrp_version = {version}\nadvert_int = {advert}\n\
+             virtual_ipaddress = [\"10.0.0.1/24\"]\n\
+             garp_master_delay = {}\ngarp_master_repeat = {}\ngarp_master_refresh = {}\n\
+             garp_master_refresh_repeat = {}\n",
+            if master { "MASTER" } else { "BACKUP" },
+            garp.0, garp.1, garp.2, garp.3,
+        );
+        if !master {
+            text += &format!(
+                "nopreempt = {nopreempt}\npreempt_delay = {:?}\n",
+                f64::from(preempt_delay_ms) / 1000.0
+            );
+        }
+        if let Some((delay, repeat)) = lower {
+            text += &format!("garp_lower_prio_delay = {delay}\ngarp_lower_prio_repeat = {repeat}\n");
+        }
+        if let Some((src, peers)) = &unicast {
+            let peers: Vec<String> = peers.iter().map(|p| format!("10.0.0.{p}")).collect();
+            text += &format!("unicast_src_ip = \"10.0.0.{src}\"\nunicast_peer = {peers:?}\n");
+        }
+        if let Some(cmd) = &notify {
+            text += &format!("notify_master = {cmd:?}\nnotify = {cmd:?}\n");
+        }
+        let names: Vec<String> = (0..scripts.len()).map(|i| format!("chk_{i}")).collect();
+        text += &format!("track_script = {names:?}\n");
+
+        let config = parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let vi = &config.vrrp_instances[0];
+        // Whatever the file says, the state machine accepts it.
+        let state = vi.state_config(Ipv4Addr::new(10, 0, 0, 2));
+        prop_assert_eq!(state.validate(), Ok(()));
+        prop_assert_eq!(state.preempt, master || !nopreempt);
+        let g = vi.garp_config();
+        prop_assert_eq!((g.master_delay, g.master_repeat), (secs(garp.0.into()), garp.1));
+        prop_assert_eq!(g.master_refresh, (garp.2 > 0).then(|| secs(garp.2.into())));
+        let (lower_delay, lower_repeat) = lower.unwrap_or((garp.0, garp.1));
+        prop_assert_eq!((g.lower_prio_delay, g.lower_prio_repeat), (secs(lower_delay.into()), lower_repeat));
+        prop_assert_eq!(config.track_scripts(vi).len(), scripts.len());
+        prop_assert_eq!(vi.notify_script(vrrp::State::Master), notify.as_deref());
         let printed = config.to_toml();
         let again = parse(&printed, "printed").unwrap_or_else(|e| panic!("{e}\n{printed}"));
         prop_assert_eq!(&again, &config);

@@ -11,14 +11,17 @@ use dataplane::tables::{L4Proto, Scheduler};
 use toml::Spanned;
 
 use super::model::{
-    service_name, BindMode, Config, Control, Dataplane, HttpGet, Ipv4Net, LvsMethod, Origin,
-    PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpState, XdpMode,
+    service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net, LvsMethod,
+    Origin, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
+    VrrpState, XdpMode,
 };
 use super::raw::{
-    RawConfig, RawControl, RawDataplane, RawHttpGet, RawRealServer, RawTcpCheck, RawVirtualServer,
-    RawVrrp,
+    RawConfig, RawControl, RawDataplane, RawGlobalDefs, RawHttpGet, RawRealServer, RawTcpCheck,
+    RawVirtualServer, RawVrrp, RawVrrpScript,
 };
 use super::{line_of, ConfigError};
+use crate::vrrp::state::MAX_PREEMPT_DELAY;
+use crate::vrrp::Version;
 
 const DEFAULT_PRIORITY: i64 = 100;
 const DEFAULT_ADVERT_INT: f64 = 1.0;
@@ -27,7 +30,9 @@ const DEFAULT_DELAY_LOOP: f64 = 60.0;
 /// keepalived's default checker `connect_timeout`.
 const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
 const DEFAULT_RETRY: i64 = 1;
-const DEFAULT_DELAY_BEFORE_RETRY: f64 = 1.0;
+/// keepalived: "3 seconds for HTTP_GET and SSL_GET, and 1 second otherwise".
+const DEFAULT_HTTP_DELAY_BEFORE_RETRY: f64 = 3.0;
+const DEFAULT_TCP_DELAY_BEFORE_RETRY: f64 = 1.0;
 const DEFAULT_STATUS_CODE: i64 = 200;
 const DEFAULT_WEIGHT: i64 = 1;
 const DEFAULT_BATCH_SIZE: i64 = 64;
@@ -39,6 +44,24 @@ const DEFAULT_TCP_TIMEOUT: f64 = 900.0;
 const DEFAULT_TCPFIN_TIMEOUT: f64 = 120.0;
 const DEFAULT_UDP_TIMEOUT: f64 = 300.0;
 const DEFAULT_NEIGHBOUR_REFRESH: f64 = 10.0;
+/// keepalived's `vrrp_script` defaults: `interval` 1 s, `weight` 0, `rise`/`fall` 1
+/// (`timeout` defaults to `interval`).
+const DEFAULT_SCRIPT_INTERVAL: f64 = 1.0;
+/// keepalived reads `rise` and `fall` as a C int, at least 1.
+const MAX_RISE_FALL: i64 = i32::MAX as i64;
+/// keepalived's track weights: a priority of 1-254 plus this stays representable.
+const MAX_SCRIPT_WEIGHT: i64 = 253;
+
+/// keepalived reads GARP delays as whole seconds up to UINT_MAX / TIMER_HZ.
+const MAX_GARP_DELAY: f64 = 4294.0;
+/// GARP rounds per burst: keepalived takes any unsigned int; more than this
+/// is a flood, not an announcement.
+const MAX_GARP_REPEAT: i64 = 1000;
+const MAX_GARP_INTERVAL: f64 = 10.0;
+/// The largest VRRPv3 interval: 12 bits of centiseconds.
+const MAX_V3_ADVERT_CS: f64 = 4095.0;
+/// What VRRPv2 carries in its password field; keepalived cuts a longer auth_pass here.
+const AUTH_PASS_MAX: usize = 8;
 
 /// The longest name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -53,15 +76,21 @@ const DAY: f64 = 86_400.0;
 struct Errors<'a> {
     text: &'a str,
     found: Vec<(usize, String)>,
+    /// Warnings: legal, but worth saying (by byte offset).
+    notes: Vec<(usize, String)>,
 }
 
 impl<'a> Errors<'a> {
     fn new(text: &'a str) -> Self {
-        Self { text, found: Vec::new() }
+        Self { text, found: Vec::new(), notes: Vec::new() }
     }
 
     fn at(&mut self, span: Range<usize>, reason: impl Into<String>) {
         self.found.push((span.start, reason.into()));
+    }
+
+    fn note(&mut self, span: Range<usize>, text: impl Into<String>) {
+        self.notes.push((span.start, text.into()));
     }
 
     fn nowhere(&mut self, reason: impl Into<String>) {
@@ -142,6 +171,58 @@ impl<'a> Errors<'a> {
         Duration::try_from_secs_f64(x).unwrap_or_default()
     }
 
+    /// A duration in seconds in `lo..=hi`, `default` (already a duration) when absent.
+    fn secs_or(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<f64>>,
+        default: Duration,
+        lo: f64,
+        hi: f64,
+    ) -> Duration {
+        match v {
+            Some(_) => self.secs(key, v, 0.0, lo, hi),
+            None => default,
+        }
+    }
+
+    /// An optional integer in `lo..=hi`, `default` (already converted) when absent.
+    fn int_or_value<T: TryFrom<i64> + Default>(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<i64>>,
+        default: T,
+        lo: i64,
+        hi: i64,
+    ) -> T {
+        match v {
+            Some(v) => self.int(key, v, lo, hi).unwrap_or_default(),
+            None => default,
+        }
+    }
+
+    /// A VRRP version, 2 or 3; `None` when absent or wrong (the error is recorded).
+    fn version(&mut self, key: &str, v: &Option<Spanned<i64>>) -> Option<Version> {
+        let v = v.as_ref()?;
+        let n = *v.get_ref();
+        let version = u8::try_from(n).ok().and_then(Version::from_number);
+        if version.is_none() {
+            self.at(v.span(), format!("{key} {n} is not 2 or 3"));
+        }
+        version
+    }
+
+    /// A command line (script, notify): not blank, one line, no NUL.
+    fn command(&mut self, key: &str, v: &Spanned<String>) -> String {
+        let text = v.get_ref();
+        if text.trim().is_empty() {
+            self.at(v.span(), format!("{key} is empty: give the command to run"));
+        } else if text.chars().any(|c| c == '\0' || c == '\n' || c == '\r') {
+            self.at(v.span(), format!("{key} {text:?} is not one command line"));
+        }
+        text.clone()
+    }
+
     /// One of a closed set of keywords, matched without regard to case.
     fn keyword<T: Copy>(
         &mut self,
@@ -173,6 +254,11 @@ impl<'a> Errors<'a> {
     }
 
     fn interface_name(&mut self, v: &Spanned<String>) -> String {
+        self.interface_key("interface", v)
+    }
+
+    /// An interface name given under `key`.
+    fn interface_key(&mut self, key: &str, v: &Spanned<String>) -> String {
         let name = v.get_ref();
         let ok = !name.is_empty()
             && name.len() <= IFNAME_MAX
@@ -183,7 +269,7 @@ impl<'a> Errors<'a> {
             self.at(
                 v.span(),
                 format!(
-                    "interface {name:?} is not a valid interface name \
+                    "{key} {name:?} is not a valid interface name \
                      (1-{IFNAME_MAX} bytes, no '/', ':' or whitespace)"
                 ),
             );
@@ -194,6 +280,7 @@ impl<'a> Errors<'a> {
 
 /// Where the entries that relation checks compare were written.
 struct Spans {
+    scripts: Vec<Range<usize>>,
     vrrp: Vec<VrrpSpans>,
     vs: Vec<VsSpans>,
     dataplane_interface: Option<Range<usize>>,
@@ -204,6 +291,12 @@ struct VrrpSpans {
     interface: Range<usize>,
     vrid: Range<usize>,
     vips: Vec<Range<usize>>,
+    nopreempt: Option<Range<usize>>,
+    preempt_delay: Option<Range<usize>>,
+    unicast_src_ip: Option<Range<usize>>,
+    unicast_peer: Vec<Range<usize>>,
+    track_interface: Vec<Range<usize>>,
+    track_script: Vec<Range<usize>>,
 }
 
 struct VsSpans {
@@ -216,6 +309,7 @@ struct VsSpans {
 pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, ConfigError> {
     let mut e = Errors::new(text);
     let spans = Spans {
+        scripts: raw.vrrp_script.iter().map(|s| s.get_ref().name.span()).collect(),
         vrrp: raw.vrrp_instance.iter().map(|v| vrrp_spans(v.get_ref())).collect(),
         vs: raw.virtual_server.iter().map(|v| vs_spans(v.get_ref())).collect(),
         dataplane_interface: raw
@@ -224,13 +318,22 @@ pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, Co
             .and_then(|d| d.get_ref().interface.as_ref())
             .map(Spanned::span),
     };
+    let (global_defs, inherit) =
+        global_defs(&mut e, raw.global_defs.as_ref().map(Spanned::get_ref));
     let mut config = Config {
-        vrrp_instances: raw.vrrp_instance.iter().map(|v| vrrp(&mut e, v.get_ref())).collect(),
+        global_defs,
+        vrrp_scripts: raw.vrrp_script.iter().map(|s| vrrp_script(&mut e, s.get_ref())).collect(),
+        vrrp_instances: raw
+            .vrrp_instance
+            .iter()
+            .map(|v| vrrp(&mut e, v.get_ref(), &inherit))
+            .collect(),
         virtual_servers: raw.virtual_server.iter().map(|v| virtual_server(&mut e, v)).collect(),
         dataplane: dataplane(&mut e, raw.dataplane.as_ref().map(Spanned::get_ref)),
         control: control(&mut e, raw.control.as_ref().map(Spanned::get_ref)),
         origin: Origin::default(),
     };
+    let notes = std::mem::take(&mut e.notes);
     if let Some(err) = e.earliest(file) {
         return Err(err);
     }
@@ -251,16 +354,49 @@ pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, Co
             .iter()
             .map(|v| v.rs_ip.iter().map(|s| line_of(text, s.start)).collect())
             .collect(),
+        vrrp_unicast_src_ip: spans
+            .vrrp
+            .iter()
+            .map(|v| v.unicast_src_ip.as_ref().map(|s| line_of(text, s.start)))
+            .collect(),
+        notes: notes
+            .into_iter()
+            .map(|(offset, note)| (Some(line_of(text, offset)), note))
+            .chain(unused_scripts(&config, &spans, text))
+            .collect(),
     };
     Ok(config)
 }
 
+/// keepalived runs a vrrp_script only while some instance tracks it: say so.
+fn unused_scripts(config: &Config, spans: &Spans, text: &str) -> Vec<(Option<usize>, String)> {
+    config
+        .vrrp_scripts
+        .iter()
+        .zip(&spans.scripts)
+        .filter(|(s, _)| !config.vrrp_instances.iter().any(|v| v.track_script.contains(&s.name)))
+        .map(|(s, span)| {
+            (
+                Some(line_of(text, span.start)),
+                format!("vrrp_script {:?} is tracked by no vrrp_instance: it never runs", s.name),
+            )
+        })
+        .collect()
+}
+
 fn vrrp_spans(v: &RawVrrp) -> VrrpSpans {
+    let all = |list: &[Spanned<String>]| list.iter().map(Spanned::span).collect();
     VrrpSpans {
         name: v.name.span(),
         interface: v.interface.span(),
         vrid: v.virtual_router_id.span(),
-        vips: v.virtual_ipaddress.iter().map(Spanned::span).collect(),
+        vips: all(&v.virtual_ipaddress),
+        nopreempt: v.nopreempt.as_ref().map(Spanned::span),
+        preempt_delay: v.preempt_delay.as_ref().map(Spanned::span),
+        unicast_src_ip: v.unicast_src_ip.as_ref().map(Spanned::span),
+        unicast_peer: all(&v.unicast_peer),
+        track_interface: all(&v.track_interface),
+        track_script: all(&v.track_script),
     }
 }
 
@@ -276,7 +412,142 @@ fn vs_spans(v: &RawVirtualServer) -> VsSpans {
     }
 }
 
-fn vrrp(e: &mut Errors, v: &RawVrrp) -> VrrpInstance {
+/// The instance defaults `[global_defs]` gives. The lower-priority GARP ones
+/// only when written: otherwise each instance's own master values apply.
+struct Inherit {
+    version: Version,
+    garp_master_delay: Duration,
+    garp_master_repeat: u32,
+    garp_master_refresh: Duration,
+    garp_master_refresh_repeat: u32,
+    garp_lower_prio_delay: Option<Duration>,
+    garp_lower_prio_repeat: Option<u32>,
+    garp_interval: Duration,
+    higher_prio_send_advert: bool,
+}
+
+fn global_defs(e: &mut Errors, g: Option<&RawGlobalDefs>) -> (GlobalDefs, Inherit) {
+    let empty;
+    let g = match g {
+        Some(g) => g,
+        None => {
+            empty = RawGlobalDefs::default();
+            &empty
+        }
+    };
+    let d = GlobalDefs::default();
+    let version = e.version("vrrp_version", &g.vrrp_version).unwrap_or(d.vrrp_version);
+    let master_delay = e.secs_or(
+        "vrrp_garp_master_delay",
+        &g.vrrp_garp_master_delay,
+        d.vrrp_garp_master_delay,
+        0.0,
+        MAX_GARP_DELAY,
+    );
+    let master_repeat = e.int_or_value(
+        "vrrp_garp_master_repeat",
+        &g.vrrp_garp_master_repeat,
+        d.vrrp_garp_master_repeat,
+        1,
+        MAX_GARP_REPEAT,
+    );
+    let lower_delay = g.vrrp_garp_lower_prio_delay.as_ref().map(|_| {
+        e.secs(
+            "vrrp_garp_lower_prio_delay",
+            &g.vrrp_garp_lower_prio_delay,
+            0.0,
+            0.0,
+            MAX_GARP_DELAY,
+        )
+    });
+    let lower_repeat = g
+        .vrrp_garp_lower_prio_repeat
+        .as_ref()
+        .map(|r| e.int("vrrp_garp_lower_prio_repeat", r, 0, MAX_GARP_REPEAT).unwrap_or(0));
+    let inherit = Inherit {
+        version,
+        garp_master_delay: master_delay,
+        garp_master_repeat: master_repeat,
+        garp_master_refresh: e.secs_or(
+            "vrrp_garp_master_refresh",
+            &g.vrrp_garp_master_refresh,
+            d.vrrp_garp_master_refresh,
+            0.0,
+            DAY,
+        ),
+        garp_master_refresh_repeat: e.int_or_value(
+            "vrrp_garp_master_refresh_repeat",
+            &g.vrrp_garp_master_refresh_repeat,
+            d.vrrp_garp_master_refresh_repeat,
+            1,
+            MAX_GARP_REPEAT,
+        ),
+        garp_lower_prio_delay: lower_delay,
+        garp_lower_prio_repeat: lower_repeat,
+        garp_interval: e.secs_or(
+            "vrrp_garp_interval",
+            &g.vrrp_garp_interval,
+            d.vrrp_garp_interval,
+            0.0,
+            MAX_GARP_INTERVAL,
+        ),
+        higher_prio_send_advert: g
+            .vrrp_higher_prio_send_advert
+            .unwrap_or(d.vrrp_higher_prio_send_advert),
+    };
+    let router_id = g.router_id.as_ref().map(|id| {
+        if id.get_ref().trim().is_empty() || id.get_ref().chars().any(char::is_control) {
+            e.at(id.span(), format!("router_id {:?} is empty or not one line", id.get_ref()));
+        }
+        id.get_ref().clone()
+    });
+    let defs = GlobalDefs {
+        router_id,
+        vrrp_version: inherit.version,
+        vrrp_garp_master_delay: inherit.garp_master_delay,
+        vrrp_garp_master_repeat: inherit.garp_master_repeat,
+        vrrp_garp_master_refresh: inherit.garp_master_refresh,
+        vrrp_garp_master_refresh_repeat: inherit.garp_master_refresh_repeat,
+        vrrp_garp_lower_prio_delay: lower_delay.unwrap_or(master_delay),
+        vrrp_garp_lower_prio_repeat: lower_repeat.unwrap_or(master_repeat),
+        vrrp_garp_interval: inherit.garp_interval,
+        vrrp_higher_prio_send_advert: inherit.higher_prio_send_advert,
+    };
+    (defs, inherit)
+}
+
+fn vrrp_script(e: &mut Errors, s: &RawVrrpScript) -> VrrpScript {
+    let name = s.name.get_ref();
+    if name.trim().is_empty() {
+        e.at(s.name.span(), "vrrp_script name is empty");
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        e.at(
+            s.name.span(),
+            format!("vrrp_script name {name:?} has whitespace: track_script names one word"),
+        );
+    }
+    let interval = e.secs("interval", &s.interval, DEFAULT_SCRIPT_INTERVAL, 0.001, DAY);
+    let user = s.user.as_ref().map(|u| {
+        let text = u.get_ref();
+        if text.trim().is_empty() || text.chars().any(char::is_control) {
+            e.at(u.span(), format!("user {text:?} is not \"username [:][groupname]\""));
+        }
+        text.clone()
+    });
+    VrrpScript {
+        name: name.clone(),
+        script: e.command("script", &s.script),
+        interval,
+        timeout: e.secs_or("timeout", &s.timeout, interval, 0.001, DAY),
+        weight: e.int_or("weight", &s.weight, 0, -MAX_SCRIPT_WEIGHT, MAX_SCRIPT_WEIGHT),
+        rise: e.int_or("rise", &s.rise, 1, 1, MAX_RISE_FALL),
+        fall: e.int_or("fall", &s.fall, 1, 1, MAX_RISE_FALL),
+        user,
+        init_fail: s.init_fail.unwrap_or(false),
+    }
+}
+
+fn vrrp(e: &mut Errors, v: &RawVrrp, inherit: &Inherit) -> VrrpInstance {
     if v.name.get_ref().trim().is_empty() {
         e.at(v.name.span(), "vrrp_instance name is empty");
     }
@@ -286,10 +557,109 @@ fn vrrp(e: &mut Errors, v: &RawVrrp) -> VrrpInstance {
         &[("BACKUP", VrrpState::Backup), ("MASTER", VrrpState::Master)],
         |s| format!("state {s:?} is not BACKUP or MASTER"),
     );
-    let advert_int = match &v.advert_int {
-        None => Duration::from_secs_f64(DEFAULT_ADVERT_INT),
-        Some(a) => {
-            let x = *a.get_ref();
+    let version = match &v.vrrp_version {
+        Some(_) => e.version("vrrp_version", &v.vrrp_version),
+        None => Some(inherit.version),
+    };
+    let garp_master_delay = e.secs_or(
+        "garp_master_delay",
+        &v.garp_master_delay,
+        inherit.garp_master_delay,
+        0.0,
+        MAX_GARP_DELAY,
+    );
+    let garp_master_repeat = e.int_or_value(
+        "garp_master_repeat",
+        &v.garp_master_repeat,
+        inherit.garp_master_repeat,
+        1,
+        MAX_GARP_REPEAT,
+    );
+    let notify = |e: &mut Errors, key: &str, v: &Option<Spanned<String>>| {
+        v.as_ref().map(|s| e.command(key, s))
+    };
+    VrrpInstance {
+        name: v.name.get_ref().clone(),
+        state,
+        interface: e.interface_name(&v.interface),
+        virtual_router_id: e.int("virtual_router_id", &v.virtual_router_id, 1, 255).unwrap_or(0),
+        priority: e.int_or("priority", &v.priority, DEFAULT_PRIORITY, 1, 254),
+        advert_int: advert_int(e, &v.advert_int, version),
+        auth_pass: auth(e, v, version),
+        virtual_ipaddress: v.virtual_ipaddress.iter().map(|a| virtual_ipaddress(e, a)).collect(),
+        vrrp_version: version.unwrap_or(inherit.version),
+        nopreempt: v.nopreempt.as_ref().is_some_and(|n| *n.get_ref()),
+        preempt_delay: e.secs(
+            "preempt_delay",
+            &v.preempt_delay,
+            0.0,
+            0.0,
+            MAX_PREEMPT_DELAY.as_secs_f64(),
+        ),
+        garp_master_delay,
+        garp_master_repeat,
+        garp_master_refresh: e.secs_or(
+            "garp_master_refresh",
+            &v.garp_master_refresh,
+            inherit.garp_master_refresh,
+            0.0,
+            DAY,
+        ),
+        garp_master_refresh_repeat: e.int_or_value(
+            "garp_master_refresh_repeat",
+            &v.garp_master_refresh_repeat,
+            inherit.garp_master_refresh_repeat,
+            1,
+            MAX_GARP_REPEAT,
+        ),
+        garp_lower_prio_delay: e.secs_or(
+            "garp_lower_prio_delay",
+            &v.garp_lower_prio_delay,
+            inherit.garp_lower_prio_delay.unwrap_or(garp_master_delay),
+            0.0,
+            MAX_GARP_DELAY,
+        ),
+        garp_lower_prio_repeat: e.int_or_value(
+            "garp_lower_prio_repeat",
+            &v.garp_lower_prio_repeat,
+            inherit.garp_lower_prio_repeat.unwrap_or(garp_master_repeat),
+            0,
+            MAX_GARP_REPEAT,
+        ),
+        garp_interval: e.secs_or(
+            "garp_interval",
+            &v.garp_interval,
+            inherit.garp_interval,
+            0.0,
+            MAX_GARP_INTERVAL,
+        ),
+        higher_prio_send_advert: v
+            .higher_prio_send_advert
+            .unwrap_or(inherit.higher_prio_send_advert),
+        unicast_src_ip: v.unicast_src_ip.as_ref().map(|ip| e.unicast("unicast_src_ip", ip)),
+        unicast_peer: v.unicast_peer.iter().map(|ip| e.unicast("unicast_peer", ip)).collect(),
+        notify_master: notify(e, "notify_master", &v.notify_master),
+        notify_backup: notify(e, "notify_backup", &v.notify_backup),
+        notify_fault: notify(e, "notify_fault", &v.notify_fault),
+        notify_stop: notify(e, "notify_stop", &v.notify_stop),
+        notify: notify(e, "notify", &v.notify),
+        track_interface: v
+            .track_interface
+            .iter()
+            .map(|i| e.interface_key("track_interface", i))
+            .collect(),
+        track_script: v.track_script.iter().map(|s| s.get_ref().clone()).collect(),
+    }
+}
+
+/// The advert interval: whole seconds for v2, whole centiseconds for v3;
+/// not checked when the version itself is wrong (that error is enough).
+fn advert_int(e: &mut Errors, a: &Option<Spanned<f64>>, version: Option<Version>) -> Duration {
+    let Some(a) = a else { return Duration::from_secs_f64(DEFAULT_ADVERT_INT) };
+    let x = *a.get_ref();
+    match version {
+        None => Duration::ZERO,
+        Some(Version::V2) => {
             if (1.0..=255.0).contains(&x) && x.fract() == 0.0 {
                 Duration::from_secs_f64(x)
             } else {
@@ -300,20 +670,29 @@ fn vrrp(e: &mut Errors, v: &RawVrrp) -> VrrpInstance {
                 Duration::ZERO
             }
         }
-    };
-    VrrpInstance {
-        name: v.name.get_ref().clone(),
-        state,
-        interface: e.interface_name(&v.interface),
-        virtual_router_id: e.int("virtual_router_id", &v.virtual_router_id, 1, 255).unwrap_or(0),
-        priority: e.int_or("priority", &v.priority, DEFAULT_PRIORITY, 1, 254),
-        advert_int,
-        auth_pass: auth(e, v),
-        virtual_ipaddress: v.virtual_ipaddress.iter().map(|a| virtual_ipaddress(e, a)).collect(),
+        Some(Version::V3) => {
+            //= https://www.rfc-editor.org/rfc/rfc5798#section-5.2.7
+            //# The Maximum Advertisement Interval is a 12-bit field that indicates
+            //# the time interval (in centiseconds) between ADVERTISEMENTS.
+            let cs = (x * 100.0).round();
+            if (1.0..=MAX_V3_ADVERT_CS).contains(&cs) && (x * 100.0 - cs).abs() < 1e-6 {
+                // In range 1-4095: the conversion is exact.
+                Duration::from_millis(cs as u64 * 10)
+            } else {
+                e.at(
+                    a.span(),
+                    format!(
+                        "advert_int {x} is out of range: VRRPv3 adverts carry whole \
+                         centiseconds (0.01-40.95)"
+                    ),
+                );
+                Duration::ZERO
+            }
+        }
     }
 }
 
-fn auth(e: &mut Errors, v: &RawVrrp) -> Option<String> {
+fn auth(e: &mut Errors, v: &RawVrrp, version: Option<Version>) -> Option<String> {
     let Some(auth_type) = &v.auth_type else {
         if let Some(pass) = &v.auth_pass {
             e.at(pass.span(), "auth_pass is set without auth_type: add auth_type = \"PASS\"");
@@ -333,18 +712,44 @@ fn auth(e: &mut Errors, v: &RawVrrp) -> Option<String> {
         e.at(auth_type.span(), format!("auth_type {kind:?} is not PASS or AH"));
         return None;
     }
+    if version == Some(Version::V3) {
+        e.at(
+            auth_type.span(),
+            "auth_type is not allowed with vrrp_version 3: VRRPv3 adverts carry no \
+             authentication (leave auth_type and auth_pass out)",
+        );
+        return None;
+    }
     let Some(pass) = &v.auth_pass else {
         e.at(auth_type.span(), "auth_type \"PASS\" needs auth_pass");
         return None;
     };
     // The password is not repeated in errors: only its length matters here.
-    let len = pass.get_ref().len();
+    let text = pass.get_ref();
+    let len = text.len();
     if len == 0 {
         e.at(pass.span(), "auth_pass is empty");
-    } else if len > 8 {
-        e.at(pass.span(), format!("auth_pass is {len} bytes long: VRRP carries at most 8"));
+    } else if len > AUTH_PASS_MAX {
+        if !text.is_char_boundary(AUTH_PASS_MAX) {
+            e.at(
+                pass.span(),
+                format!(
+                    "auth_pass is {len} bytes long and VRRP carries only the first \
+                     {AUTH_PASS_MAX}, which end inside a character: shorten it"
+                ),
+            );
+            return None;
+        }
+        e.note(
+            pass.span(),
+            format!(
+                "auth_pass is {len} bytes long: only the first {AUTH_PASS_MAX} are used, \
+                 as keepalived does (\"Truncating auth_pass to {AUTH_PASS_MAX} characters\")"
+            ),
+        );
+        return Some(text[..AUTH_PASS_MAX].to_owned());
     }
-    Some(pass.get_ref().clone())
+    Some(text.clone())
 }
 
 fn virtual_ipaddress(e: &mut Errors, v: &Spanned<String>) -> Ipv4Net {
@@ -461,7 +866,7 @@ fn http_get(e: &mut Errors, h: &Spanned<RawHttpGet>, port: u16) -> HttpGet {
         delay_before_retry: e.secs(
             "delay_before_retry",
             &h.delay_before_retry,
-            DEFAULT_DELAY_BEFORE_RETRY,
+            DEFAULT_HTTP_DELAY_BEFORE_RETRY,
             0.0,
             3600.0,
         ),
@@ -518,7 +923,7 @@ fn tcp_check(e: &mut Errors, t: &RawTcpCheck, port: u16) -> TcpCheck {
         delay_before_retry: e.secs(
             "delay_before_retry",
             &t.delay_before_retry,
-            DEFAULT_DELAY_BEFORE_RETRY,
+            DEFAULT_TCP_DELAY_BEFORE_RETRY,
             0.0,
             3600.0,
         ),
@@ -641,6 +1046,111 @@ fn control(e: &mut Errors, c: Option<&RawControl>) -> Control {
     }
 }
 
+/// Checks between the keys of one vrrp_instance, and against the scripts and VIPs.
+fn vrrp_relations(
+    e: &mut Errors,
+    v: &VrrpInstance,
+    s: &VrrpSpans,
+    scripts: &HashMap<&str, &Range<usize>>,
+    vrrp_vips: &HashMap<Ipv4Addr, &Range<usize>>,
+) {
+    // keepalived: "nopreempt will not work with initial state MASTER" (and
+    // likewise preempt_delay); it clears them with a warning, we refuse.
+    if v.state == VrrpState::Master {
+        if let (true, Some(span)) = (v.nopreempt, &s.nopreempt) {
+            e.at(
+                span.clone(),
+                format!(
+                    "nopreempt needs state = \"BACKUP\": vrrp_instance {:?} starts as MASTER, \
+                     where keepalived ignores nopreempt",
+                    v.name
+                ),
+            );
+        }
+        if let (false, Some(span)) = (v.preempt_delay.is_zero(), &s.preempt_delay) {
+            e.at(
+                span.clone(),
+                format!(
+                    "preempt_delay needs state = \"BACKUP\": vrrp_instance {:?} starts as \
+                     MASTER, where keepalived ignores preempt_delay",
+                    v.name
+                ),
+            );
+        }
+    }
+    if let (Some(src), Some(span)) = (v.unicast_src_ip, &s.unicast_src_ip) {
+        if vrrp_vips.contains_key(&src) {
+            e.at(
+                span.clone(),
+                format!(
+                    "unicast_src_ip {src} is a VIP: adverts leave from the director's own address"
+                ),
+            );
+        }
+    }
+    let mut peers: HashMap<Ipv4Addr, &Range<usize>> = HashMap::new();
+    for (peer, span) in v.unicast_peer.iter().zip(&s.unicast_peer) {
+        if Some(*peer) == v.unicast_src_ip {
+            e.at(
+                span.clone(),
+                format!(
+                    "unicast_peer {peer} is unicast_src_ip itself: adverts would go to ourselves"
+                ),
+            );
+        } else if vrrp_vips.contains_key(peer) {
+            e.at(
+                span.clone(),
+                format!(
+                    "unicast_peer {peer} is a VIP: peers are the other directors' own addresses"
+                ),
+            );
+        }
+        if let Some(first) = peers.insert(*peer, span) {
+            let line = e.line(first);
+            e.at(
+                span.clone(),
+                format!("unicast_peer {peer} is listed twice (first at line {line})"),
+            );
+        }
+    }
+    let mut tracked: HashMap<&str, &Range<usize>> = HashMap::new();
+    for (name, span) in v.track_interface.iter().zip(&s.track_interface) {
+        if let Some(first) = tracked.insert(name, span) {
+            let line = e.line(first);
+            e.at(
+                span.clone(),
+                format!("track_interface {name} is listed twice (first at line {line})"),
+            );
+        }
+    }
+    let mut tracked: HashMap<&str, &Range<usize>> = HashMap::new();
+    for (name, span) in v.track_script.iter().zip(&s.track_script) {
+        if !scripts.contains_key(name.as_str()) {
+            let mut known: Vec<&str> = scripts.keys().copied().collect();
+            known.sort_unstable();
+            let known = if known.is_empty() {
+                "there is none".to_owned()
+            } else {
+                format!("there are {}", known.join(", "))
+            };
+            e.at(
+                span.clone(),
+                format!(
+                    "track_script {name:?} of vrrp_instance {:?} names no [[vrrp_script]] ({known})",
+                    v.name
+                ),
+            );
+        }
+        if let Some(first) = tracked.insert(name, span) {
+            let line = e.line(first);
+            e.at(
+                span.clone(),
+                format!("track_script {name:?} is listed twice (first at line {line})"),
+            );
+        }
+    }
+}
+
 /// Checks between entries and settles the data-plane interface; returns the
 /// span of the key that named it.
 fn relations(e: &mut Errors, config: &mut Config, spans: &Spans) -> Option<Range<usize>> {
@@ -676,6 +1186,20 @@ fn relations(e: &mut Errors, config: &mut Config, spans: &Spans) -> Option<Range
                 );
             }
         }
+    }
+
+    let mut scripts: HashMap<&str, &Range<usize>> = HashMap::new();
+    for (script, span) in config.vrrp_scripts.iter().zip(&spans.scripts) {
+        if let Some(first) = scripts.insert(&script.name, span) {
+            let line = e.line(first);
+            e.at(
+                span.clone(),
+                format!("vrrp_script {:?} is defined twice (first at line {line})", script.name),
+            );
+        }
+    }
+    for (v, s) in config.vrrp_instances.iter().zip(&spans.vrrp) {
+        vrrp_relations(e, v, s, &scripts, &vrrp_vips);
     }
 
     let mut services = HashMap::new();

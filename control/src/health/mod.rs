@@ -4,7 +4,8 @@
 
 pub mod http; // HTTP_GET: status code and optional MD5 digest, over a socket bound to our address
 pub mod hysteresis; // delay_loop / retry / delay_before_retry: results → Up/Down, pure
-pub mod tcp; // TCP_CHECK: a connect from our address
+pub mod task;
+pub mod tcp; // TCP_CHECK: a connect from our address // one real server's probe loop as a tokio task, reporting transitions
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

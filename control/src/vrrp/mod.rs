@@ -3,7 +3,10 @@
 //! in ([`state`]). Neither does I/O: sockets, VIPs and gratuitous ARPs belong to the caller.
 
 pub mod packet; // VRRPv2/v3 adverts: view, owned repr, keepalived's frame, RFC §7.1 receive checks
-pub mod state; // the election: BACKUP/MASTER/FAULT, timers, preemption, keepalived's choices
+pub mod runner; // one instance wired to its effects: frames to send, VIPs to take or release
+#[allow(unsafe_code)]
+pub mod socket;
+pub mod state; // the election: BACKUP/MASTER/FAULT, timers, preemption, keepalived's choices // the raw IPPROTO_VRRP receive socket, joined to 224.0.0.18
 
 pub use packet::{Advert, Auth, DropReason, Rejection, Version};
 pub use state::{Action, Config, Instance, State};
@@ -17,11 +20,12 @@ pub(crate) mod capture {
 
     /// `shared/fixtures/vrrp-v2-adverts.pcap`: lvs1 (.101, priority 120) as master, one
     /// VRRPv2 advert a second, IP ID 1, 2, 3 …
-    pub(crate) const V2_ADVERTS: &[u8] = include_bytes!("testdata/vrrp-v2-adverts.pcap");
+    pub(crate) const V2_ADVERTS: &[u8] = include_bytes!("../../testdata/vrrp-v2-adverts.pcap");
 
     /// `shared/fixtures/vrrp-prio0-failover.pcap`: lvs1 stops cleanly (a priority-0 advert),
     /// lvs2 (.102, priority 110) takes over after its skew time.
-    pub(crate) const PRIO0_FAILOVER: &[u8] = include_bytes!("testdata/vrrp-prio0-failover.pcap");
+    pub(crate) const PRIO0_FAILOVER: &[u8] =
+        include_bytes!("../../testdata/vrrp-prio0-failover.pcap");
 
     /// One captured frame: its time since the epoch and its bytes (Ethernet first).
     #[derive(Debug, Clone, PartialEq, Eq)]
