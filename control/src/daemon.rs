@@ -65,6 +65,9 @@ pub enum DaemonError {
     Worker(String),
 }
 
+/// How long a clean stop waits for queued notify scripts.
+const NOTIFY_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs the appliance until SIGTERM/SIGINT. `config` must already be loaded.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     refuse_unsupported(&config)?;
@@ -107,6 +110,10 @@ struct Running {
     runners: Vec<Runner>,
     /// Sends adverts and GARPs from our own MAC.
     sender: Option<GarpSender>,
+    /// Receives adverts; sends unicast ones.
+    vrrp_socket: Option<VrrpSocket>,
+    /// Notify scripts, run one after another off the control loop.
+    notifier: Option<(mpsc::UnboundedSender<String>, JoinHandle<()>)>,
     health_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -127,6 +134,8 @@ async fn async_run(config: Config) -> Result<(), DaemonError> {
         steering: None,
         runners: Vec::new(),
         sender: None,
+        vrrp_socket: None,
+        notifier: None,
         health_tasks: Vec::new(),
     };
     let outcome = serve(&config, &mut running).await;
@@ -258,15 +267,26 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     drop(health_tx);
 
     let now = Instant::now();
+    let subnet = existing
+        .iter()
+        .find(|a| a.addr == primary)
+        .map(|a| config::Ipv4Net { addr: a.addr, prefix_len: a.prefix_len });
     for instance in &config.vrrp_instances {
-        running.runners.push(new_runner(instance, primary, &running.link, now)?);
+        running.runners.push(new_runner(instance, primary, subnet, &running.link, now)?);
     }
-    let vrrp_socket = if running.runners.is_empty() {
-        None
-    } else {
+    if !running.runners.is_empty() {
         running.sender = Some(GarpSender::open(index)?);
-        Some(VrrpSocket::open(&interface, index)?)
-    };
+        running.vrrp_socket = Some(VrrpSocket::open(&interface, index)?);
+        running.notifier = Some(spawn_notifier());
+    }
+    let (script_tx, mut script_rx) = mpsc::unbounded_channel::<(String, bool)>();
+    let mut script_ok: HashMap<String, bool> = HashMap::new();
+    for script in tracked_scripts(config)? {
+        script_ok.insert(script.name.clone(), !script.init_fail);
+        running.health_tasks.push(tokio::spawn(run_vrrp_script(script.clone(), script_tx.clone())));
+    }
+    drop(script_tx);
+    let mut faults = vec![false; running.runners.len()];
     tracing::info!(
         interface,
         queues,
@@ -285,7 +305,7 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let mut unresolved = Vec::new();
     let tracked = real_server_addresses(config);
     let mut packet = vec![0u8; 2048];
-    let mut fault = false;
+    let mut dataplane_problem: Option<String> = None;
     loop {
         apply_effects(config, running, &mut held).await?;
         let deadline = running.runners.iter().filter_map(Runner::deadline).min();
@@ -301,7 +321,12 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             _ = sighup.recv() => {
                 tracing::warn!("SIGHUP: configuration reload is not implemented yet; ignoring it");
             }
-            received = recv_vrrp(vrrp_socket.as_ref(), &mut packet) => {
+            Some((name, ok)) = script_rx.recv() => {
+                tracing::info!(script = %name, "vrrp_script {}", if ok { "succeeds" } else { "fails" });
+                script_ok.insert(name, ok);
+                update_faults(config, running, &mut faults, dataplane_problem.is_some(), &script_ok).await;
+            }
+            received = recv_vrrp(running.vrrp_socket.as_ref(), &mut packet) => {
                 let len = received?;
                 let now = Instant::now();
                 for runner in &mut running.runners {
@@ -343,17 +368,14 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
                 if problem.is_some() && running.runners.is_empty() {
                     return Err(DaemonError::Worker(problem.unwrap_or_default()));
                 }
-                if problem.is_some() != fault {
-                    fault = problem.is_some();
+                if problem != dataplane_problem {
                     match &problem {
-                        Some(why) => tracing::error!("data plane cannot forward: {why}; VRRP instances go to FAULT"),
-                        None => tracing::info!("data plane can forward again; leaving FAULT"),
+                        Some(why) => tracing::error!("data plane cannot forward: {why}"),
+                        None => tracing::info!("data plane can forward again"),
                     }
-                    let now = Instant::now();
-                    for runner in &mut running.runners {
-                        runner.set_fault(now, fault);
-                    }
+                    dataplane_problem = problem;
                 }
+                update_faults(config, running, &mut faults, dataplane_problem.is_some(), &script_ok).await;
             }
         }
         if changed {
@@ -385,53 +407,44 @@ fn primary_address(
 fn new_runner(
     instance: &config::VrrpInstance,
     primary: Ipv4Addr,
+    subnet: Option<config::Ipv4Net>,
     link: &Link,
     now: Instant,
 ) -> Result<Runner, DaemonError> {
-    use crate::vrrp::packet::{Auth, Destination, Local, Version};
-    let version = Version::V2;
-    let mut state =
-        crate::vrrp::Config::new(instance.virtual_router_id, instance.priority, primary);
-    state.version = version;
-    state.advert_int = instance.advert_int;
-    state.initial_state = instance.state;
+    use crate::vrrp::packet::{Auth, Local};
+    let unsupported =
+        |what: String| DaemonError::Unsupported(format!("vrrp_instance {}: {what}", instance.name));
+    let state = instance.state_config(primary);
     let auth = match &instance.auth_pass {
-        Some(pass) => Auth::pass(pass.as_bytes()).map_err(|e| {
-            DaemonError::Unsupported(format!("vrrp_instance {}: auth_pass: {e}", instance.name))
-        })?,
+        Some(pass) => {
+            Auth::pass(pass.as_bytes()).map_err(|e| unsupported(format!("auth_pass: {e}")))?
+        }
         None => Auth::None,
     };
     let interval_field = state.interval_field().ok_or_else(|| {
-        DaemonError::Unsupported(format!(
-            "vrrp_instance {}: advert_int {:?} cannot be carried by VRRPv2",
-            instance.name, instance.advert_int
+        unsupported(format!(
+            "advert_int {:?} cannot be carried by {:?}",
+            instance.advert_int, state.version
         ))
     })?;
     let local = Local {
-        version,
+        version: state.version,
         vrid: instance.virtual_router_id,
         auth,
         interval_field,
-        virtual_addresses: instance.virtual_ipaddress.iter().map(|n| n.addr).collect(),
-        subnet: None,
-        unicast_peers: Vec::new(),
+        virtual_addresses: instance.vips(),
+        subnet,
+        unicast_peers: instance.unicast_peer.clone(),
     };
-    let machine = crate::vrrp::Instance::new(state, now)
-        .map_err(|e| DaemonError::Unsupported(format!("vrrp_instance {}: {e}", instance.name)))?;
+    let machine = crate::vrrp::Instance::new(state, now).map_err(|e| unsupported(e.to_string()))?;
     tracing::info!(
         instance = %instance.name,
         vrid = instance.virtual_router_id,
         priority = instance.priority,
+        unicast = instance.is_unicast(),
         "VRRP instance starts as BACKUP"
     );
-    Ok(Runner::new(
-        instance.name.clone(),
-        machine,
-        local,
-        link.mac,
-        vec![Destination::Multicast],
-        crate::garp::GarpConfig::default(),
-    ))
+    Ok(Runner::new(instance.name.clone(), machine, local, link.mac, instance.garp_config()))
 }
 
 /// Carries out what the VRRP runners asked for: frames out, VIPs in or
@@ -452,6 +465,13 @@ async fn apply_effects(
                     if let Some(sender) = &running.sender {
                         if let Err(e) = sender.send(&frame) {
                             tracing::warn!(instance = runner.name(), error = %e, "sending a VRRP/GARP frame");
+                        }
+                    }
+                }
+                Effect::SendIp(dst, packet) => {
+                    if let Some(socket) = &running.vrrp_socket {
+                        if let Err(e) = socket.send_to(&packet, dst) {
+                            tracing::warn!(instance = runner.name(), %dst, error = %e, "sending a unicast advert");
                         }
                     }
                 }
@@ -493,6 +513,13 @@ async fn apply_effects(
                         t.to,
                         t.reason
                     );
+                    if let (Some(instance), Some(notifier)) =
+                        (config.vrrp_instances.get(i), running.notifier.as_ref().map(|(tx, _)| tx))
+                    {
+                        for command in notify_commands(instance, t.to) {
+                            let _ = notifier.send(command);
+                        }
+                    }
                 }
             }
         }
@@ -620,6 +647,144 @@ fn apply_health(config: &Config, down: &mut HashSet<ServerKey>, report: &HealthR
     }
 }
 
+/// Puts each VRRP instance in or out of FAULT: the data plane cannot
+/// forward, one of its `track_interface`s is down, or one of its
+/// `track_script`s fails.
+async fn update_faults(
+    config: &Config,
+    running: &mut Running,
+    faults: &mut [bool],
+    dataplane_down: bool,
+    script_ok: &HashMap<String, bool>,
+) {
+    let now = Instant::now();
+    for (i, instance) in config.vrrp_instances.iter().enumerate() {
+        let mut reason = dataplane_down.then(|| "the data plane cannot forward".to_owned());
+        for name in &instance.track_interface {
+            if reason.is_none() {
+                match running.netlink.link_by_name(name).await {
+                    Ok(link) if link.up && link.running => {}
+                    Ok(_) => reason = Some(format!("tracked interface {name} is down")),
+                    Err(e) => reason = Some(format!("tracked interface {name}: {e}")),
+                }
+            }
+        }
+        if reason.is_none() {
+            if let Some(name) =
+                instance.track_script.iter().find(|n| !script_ok.get(*n).copied().unwrap_or(true))
+            {
+                reason = Some(format!("tracked script {name} fails"));
+            }
+        }
+        let fault = reason.is_some();
+        if let (Some(was), Some(runner)) = (faults.get_mut(i), running.runners.get_mut(i)) {
+            if *was != fault {
+                match &reason {
+                    Some(why) => tracing::warn!(instance = %instance.name, "entering FAULT: {why}"),
+                    None => tracing::info!(instance = %instance.name, "leaving FAULT"),
+                }
+                runner.set_fault(now, fault);
+                *was = fault;
+            }
+        }
+    }
+}
+
+/// The vrrp_scripts some instance tracks. Priority weights are not
+/// supported yet: a script must have weight 0 (failure means FAULT).
+fn tracked_scripts(config: &Config) -> Result<Vec<&config::VrrpScript>, DaemonError> {
+    let mut out: Vec<&config::VrrpScript> = Vec::new();
+    for instance in &config.vrrp_instances {
+        for script in config.track_scripts(instance) {
+            if script.weight != 0 {
+                return Err(DaemonError::Unsupported(format!(
+                    "{}: vrrp_script {:?} has weight {}: priority adjustment by scripts is not \
+                     supported yet; use weight 0 (a failing script puts the instance in FAULT)",
+                    config.file(),
+                    script.name,
+                    script.weight
+                )));
+            }
+            if !out.iter().any(|s| s.name == script.name) {
+                out.push(script);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one vrrp_script every `interval` (bounded by `timeout`) and reports
+/// its state after `rise` successes or `fall` failures in a row.
+async fn run_vrrp_script(
+    script: config::VrrpScript,
+    reports: mpsc::UnboundedSender<(String, bool)>,
+) {
+    let mut ok = !script.init_fail;
+    let (mut successes, mut failures) = (0u32, 0u32);
+    let mut tick = tokio::time::interval(script.interval);
+    loop {
+        tick.tick().await;
+        let mut command = tokio::process::Command::new("/bin/sh");
+        command.arg("-c").arg(&script.script).kill_on_drop(true);
+        let passed = match tokio::time::timeout(script.timeout, command.status()).await {
+            Ok(Ok(status)) => status.success(),
+            Ok(Err(e)) => {
+                tracing::warn!(script = %script.name, error = %e, "cannot run vrrp_script");
+                false
+            }
+            Err(_) => false,
+        };
+        if passed {
+            successes += 1;
+            failures = 0;
+        } else {
+            failures += 1;
+            successes = 0;
+        }
+        let now_ok = if ok { failures < script.fall } else { successes >= script.rise };
+        if now_ok != ok {
+            ok = now_ok;
+            if reports.send((script.name.clone(), ok)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The notify commands for entering `state`, in keepalived's order: the
+/// state's own script, then the generic `notify` with its arguments.
+fn notify_commands(instance: &config::VrrpInstance, state: crate::vrrp::State) -> Vec<String> {
+    let mut out: Vec<String> =
+        instance.notify_script(state).map(str::to_owned).into_iter().collect();
+    if let Some(generic) = &instance.notify {
+        if state != crate::vrrp::State::Init {
+            out.push(format!(
+                "{generic} INSTANCE {} {} {}",
+                instance.name,
+                state.name(),
+                instance.priority
+            ));
+        }
+    }
+    out
+}
+
+/// Runs notify commands one after another with `/bin/sh -c`, off the
+/// control loop so that a slow script never delays VRRP.
+fn spawn_notifier() -> (mpsc::UnboundedSender<String>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            match tokio::process::Command::new("/bin/sh").arg("-c").arg(&command).status().await {
+                Ok(status) if status.success() => tracing::info!(%command, "notify script ran"),
+                Ok(status) => tracing::warn!(%command, %status, "notify script failed"),
+                Err(e) => tracing::warn!(%command, error = %e, "cannot run notify script"),
+            }
+        }
+    });
+    (tx, task)
+}
+
 /// Undoes what `serve` did, in reverse: VRRP instances stop (a priority-0
 /// advert from a master), VIPs off the interface (so the kernel stops
 /// answering ARP for them), workers stopped and joined, the XDP program
@@ -636,6 +801,13 @@ async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
     let mut held = BTreeSet::new();
     if let Err(e) = apply_effects(config, running, &mut held).await {
         tracing::error!(error = %e, "stopping VRRP");
+    }
+    if let Some((queue, task)) = running.notifier.take() {
+        drop(queue);
+        // Let notify_stop (and anything queued before it) run, within reason.
+        if tokio::time::timeout(NOTIFY_GRACE, task).await.is_err() {
+            tracing::warn!("notify scripts still running at exit; not waiting for them");
+        }
     }
     let index = running.link.index;
     for vip in std::mem::take(&mut running.vips) {

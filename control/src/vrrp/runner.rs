@@ -17,6 +17,8 @@ use crate::garp::{self, GarpSchedule};
 pub enum Effect {
     /// Send this Ethernet frame out of the interface.
     Send(Vec<u8>),
+    /// Send this IPv4 packet (header included) to a unicast peer.
+    SendIp(Ipv4Addr, Vec<u8>),
     /// Become the VIPs' owner: add them to the interface, steer their services.
     TakeVips,
     /// Stop owning the VIPs: remove them, stop steering their services.
@@ -58,7 +60,6 @@ pub struct Runner {
     instance: Instance,
     local: Local,
     builder: FrameBuilder,
-    destinations: Vec<Destination>,
     our_mac: Mac,
     vips: Vec<Ipv4Addr>,
     garp: GarpSchedule,
@@ -66,14 +67,13 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Wires `instance` to frames from `our_mac`/`local`'s settings.
-    /// `destinations` is the multicast group, or each unicast peer.
+    /// Wires `instance` to frames from `our_mac`/`local`'s settings: adverts
+    /// go to the multicast group, or to each of `local.unicast_peers`.
     pub fn new(
         name: String,
         instance: Instance,
         local: Local,
         our_mac: Mac,
-        destinations: Vec<Destination>,
         garp_config: garp::GarpConfig,
     ) -> Self {
         let builder = FrameBuilder::new(our_mac, instance.config().primary_address);
@@ -83,7 +83,6 @@ impl Runner {
             instance,
             local,
             builder,
-            destinations,
             our_mac,
             vips,
             garp: GarpSchedule::new(garp_config),
@@ -158,15 +157,26 @@ impl Runner {
             match action {
                 Action::SendAdvert { priority } => {
                     let advert = self.local.advert(priority);
-                    for dest in self.destinations.clone() {
-                        match self.builder.frame(&advert, dest) {
-                            Ok(frame) => {
-                                self.counters.adverts_sent += 1;
-                                out.push(Effect::Send(frame));
-                            }
-                            Err(e) => {
-                                tracing::error!(instance = %self.name, error = %e, "cannot build advert")
-                            }
+                    let built: Result<Vec<Effect>, _> = if self.local.unicast_peers.is_empty() {
+                        self.builder
+                            .frame(&advert, Destination::Multicast)
+                            .map(|frame| vec![Effect::Send(frame)])
+                    } else {
+                        let peers = self.local.unicast_peers.clone();
+                        peers
+                            .into_iter()
+                            .map(|peer| {
+                                self.builder.ipv4(&advert, peer).map(|p| Effect::SendIp(peer, p))
+                            })
+                            .collect()
+                    };
+                    match built {
+                        Ok(sends) => {
+                            self.counters.adverts_sent += sends.len() as u64;
+                            out.extend(sends);
+                        }
+                        Err(e) => {
+                            tracing::error!(instance = %self.name, error = %e, "cannot build advert")
                         }
                     }
                 }
@@ -216,14 +226,7 @@ mod tests {
             unicast_peers: vec![],
         };
         let instance = Instance::new(Config::new(51, 120, LB1), now).unwrap();
-        Runner::new(
-            "VI_1".into(),
-            instance,
-            local,
-            LB1_MAC,
-            vec![Destination::Multicast],
-            garp::GarpConfig::default(),
-        )
+        Runner::new("VI_1".into(), instance, local, LB1_MAC, garp::GarpConfig::default())
     }
 
     fn drive(r: &mut Runner, until: Instant) -> Vec<(Instant, Effect)> {

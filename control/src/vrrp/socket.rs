@@ -35,6 +35,9 @@ impl VrrpSocket {
         // Our own adverts leave through AF_PACKET and never loop back here;
         // say so explicitly for anything else sending to the group.
         socket.set_multicast_loop_v4(false)?;
+        // Unicast adverts (keepalived's unicast_peer) go out through this
+        // socket with the header we build, so the kernel resolves the peer.
+        socket.set_header_included_v4(true).map_err(|e| context(e, "IP_HDRINCL"))?;
         // SAFETY: socket2::Socket owns its descriptor: it stays open and
         // `as_raw_fd` returns the same one until the AsyncFd drops it.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
@@ -50,6 +53,14 @@ impl VrrpSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl VrrpSocket {
+    /// Sends one whole IPv4 packet (header included) to `dst`.
+    pub fn send_to(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+        let addr = socket2::SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
+        self.fd.get_ref().send_to(packet, &addr).map(|_| ())
     }
 }
 
