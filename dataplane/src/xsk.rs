@@ -13,6 +13,9 @@ use xsk_rs::config::{
 use xsk_rs::socket::XdpStatistics;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+/// Completions taken per batch at least.
+const COMPLETION_BATCH: usize = 64;
+
 /// How the socket binds to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindMode {
@@ -160,6 +163,10 @@ impl Xsk {
             match unsafe { Socket::new(socket_config, &umem, &if_name, queue) } {
                 Ok((tx, rx, Some((fill, comp)))) => {
                     let socket_fd = rx.fd().as_raw_fd();
+                    let mut free = descs;
+                    // Room for a completion batch on top of every frame, so
+                    // reclaiming never grows the pool on the hot path.
+                    free.reserve(COMPLETION_BATCH.max(max_batch));
                     let mut xsk = Xsk {
                         interface: interface.to_owned(),
                         queue,
@@ -169,7 +176,7 @@ impl Xsk {
                         tx,
                         fill,
                         comp,
-                        free: descs,
+                        free,
                         rx_batch: vec![FrameDesc::default(); max_batch.max(1)],
                         tx_batch: Vec::with_capacity(max_batch.max(1)),
                         tx_outstanding: 0,
@@ -279,7 +286,7 @@ impl Xsk {
             return;
         }
         let start = self.free.len();
-        let room = self.rx_batch.len().max(64);
+        let room = self.rx_batch.len().max(COMPLETION_BATCH);
         self.free.resize(start + room, FrameDesc::default());
         // SAFETY: the completion ring only returns frames of this UMEM that
         // we put on the TX ring; once completed the kernel no longer
