@@ -11,6 +11,8 @@ packages=(
   iproute2 ethtool tcpdump bpftool iputils-ping curl python3 procps util-linux
   # a real VRRP peer for interop tests (run VRRP-only, inside namespaces)
   keepalived
+  # systemd-analyze, to verify the packaged unit
+  systemd
   # the benchmark harness's userspace reference forwarder (dpdk-testpmd over net_af_xdp)
   dpdk-dev
 )

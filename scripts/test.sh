@@ -20,3 +20,5 @@ echo "== unit and property tests"
 cargo test --workspace --locked --lib --bins
 echo "== namespace integration tests (serial: a 2-core machine stays calmer)"
 cargo test --workspace --locked --test '*' -- --test-threads=1
+echo "== the .deb builds, installs, verifies and removes cleanly"
+scripts/deb-check.sh

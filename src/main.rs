@@ -1,6 +1,8 @@
 //! `xdplb`: the command line. Parses arguments, sets up logging and hands
 //! over to the control crate; nothing else lives here.
 
+use std::io::IsTerminal;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,6 +44,45 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Convert a keepalived.conf (with its includes) to xdplb's TOML.
+    ///
+    /// The TOML goes to stdout; every line that is not carried over is named
+    /// on stderr as `FILE:LINE: keyword: reason` (lb_kind NAT/TUN, SSL_GET,
+    /// MISC_CHECK, persistence, …). Exit status 0: complete; 1: something that
+    /// changes behaviour was not carried; 2: the file could not be read.
+    ImportKeepalived {
+        /// keepalived.conf (includes are followed as keepalived does).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// keepalived's `-i ID`: keep `@ID` lines, drop other `@…` lines.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// The data-plane interface, when no vrrp_instance names one.
+        #[arg(long, value_name = "IF")]
+        interface: Option<String>,
+    },
+    /// Prepare (or restore) this host as a real server behind a DR director.
+    ///
+    /// `setup` raises `arp_ignore`/`arp_announce` first and then puts each VIP
+    /// on `lo`, so the server accepts VIP traffic but never answers ARP for
+    /// it; `teardown` removes those VIPs and restores the sysctls it changed.
+    /// Both are idempotent.
+    Realserver {
+        #[command(subcommand)]
+        action: RealserverAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RealserverAction {
+    /// Put the VIPs on lo and set arp_ignore=1, arp_announce=2.
+    Setup {
+        /// A virtual IP the director forwards to this host (repeat for more).
+        #[arg(long = "vip", value_name = "IP", required = true)]
+        vips: Vec<Ipv4Addr>,
+    },
+    /// Undo what setup did.
+    Teardown,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +91,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => check_config(file),
+        Command::Realserver { action } => realserver(action),
+        Command::ImportKeepalived { file, id, interface } => import_keepalived(file, id, interface),
     };
     match result {
         Ok(code) => code,
@@ -63,7 +106,46 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("XDPLB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // The journal stamps every line itself.
+    if control::service::logs_to_journal() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn import_keepalived(
+    file: PathBuf,
+    config_id: Option<String>,
+    dataplane_interface: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let options = control::import::ImportOptions { config_id, dataplane_interface };
+    match control::import::import_with(&file, &options) {
+        Ok(report) => {
+            print!("{}", report.toml);
+            for note in &report.notes {
+                eprintln!("{note}");
+            }
+            Ok(ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1)))
+        }
+        Err(e) => {
+            eprintln!("xdplb: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn realserver(action: RealserverAction) -> anyhow::Result<ExitCode> {
+    let report = match action {
+        RealserverAction::Setup { vips } => control::realserver::setup(&vips)?,
+        RealserverAction::Teardown => control::realserver::teardown()?,
+    };
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(path: PathBuf) -> anyhow::Result<ExitCode> {

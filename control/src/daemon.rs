@@ -296,7 +296,18 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         "data plane ready"
     );
 
+    crate::service::ready(&format!(
+        "serving {} service(s) on {interface} with {queues} worker(s)",
+        config.virtual_servers.len()
+    ));
     let mut events = running.netlink.neighbour_events(index).await?;
+    // systemd's watchdog (WatchdogSec): pinged from the control loop, and
+    // only while the data plane can forward.
+    let mut systemd_watchdog = crate::service::watchdog_interval().map(|period| {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -305,7 +316,7 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let mut unresolved = Vec::new();
     let tracked = real_server_addresses(config);
     let mut packet = vec![0u8; 2048];
-    let mut dataplane_problem: Option<String> = None;
+    let mut dataplane_problem: Option<Problem> = None;
     loop {
         apply_effects(config, running, &mut held).await?;
         let deadline = running.runners.iter().filter_map(Runner::deadline).min();
@@ -363,15 +374,28 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             _ = refresh.tick() => {
                 changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
             }
+            _ = tick_optional(systemd_watchdog.as_mut()) => {
+                // A restart cannot bring a cable back: only a broken process
+                // (dead worker, program gone) stops the pings.
+                if !dataplane_problem.as_ref().is_some_and(|p| p.restart_helps) {
+                    crate::service::watchdog_ping();
+                }
+            }
             _ = watchdog.tick() => {
                 let problem = forwarding_problem(running, &interface, program_id).await;
-                if problem.is_some() && running.runners.is_empty() {
-                    return Err(DaemonError::Worker(problem.unwrap_or_default()));
+                if let (Some(p), true) = (&problem, running.runners.is_empty()) {
+                    return Err(DaemonError::Worker(p.why.clone()));
                 }
                 if problem != dataplane_problem {
                     match &problem {
-                        Some(why) => tracing::error!("data plane cannot forward: {why}"),
-                        None => tracing::info!("data plane can forward again"),
+                        Some(p) => {
+                            tracing::error!("data plane cannot forward: {}", p.why);
+                            crate::service::status(&format!("FAULT: {}", p.why));
+                        }
+                        None => {
+                            tracing::info!("data plane can forward again");
+                            crate::service::status("serving");
+                        }
                     }
                     dataplane_problem = problem;
                 }
@@ -384,6 +408,15 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             log_unresolved(&snapshot, &mut unresolved);
             tables.publish(snapshot);
         }
+    }
+}
+
+async fn tick_optional(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -541,24 +574,41 @@ fn steer_held(
     Ok(())
 }
 
+/// Why the data plane cannot forward right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Problem {
+    why: String,
+    /// Whether restarting the process could fix it (a dead worker, a
+    /// detached program), as opposed to the outside world (a link down).
+    restart_helps: bool,
+}
+
 /// Why the data plane cannot forward right now, if it cannot.
 async fn forwarding_problem(
     running: &Running,
     interface: &str,
     program_id: Option<u32>,
-) -> Option<String> {
+) -> Option<Problem> {
     if let Some(dead) = running.workers.iter().find(|w| !w.is_alive()) {
-        return Some(format!("the worker of queue {} stopped", dead.queue()));
+        let why = format!("the worker of queue {} stopped", dead.queue());
+        return Some(Problem { why, restart_helps: true });
     }
     match running.netlink.link_by_index(running.link.index).await {
         Ok(link) if !link.up || !link.running => {
-            return Some(format!("interface {interface} is down"));
+            let why = format!("interface {interface} is down");
+            return Some(Problem { why, restart_helps: false });
         }
         Ok(_) => {}
-        Err(e) => return Some(format!("interface {interface}: {e}")),
+        Err(e) => {
+            return Some(Problem {
+                why: format!("interface {interface}: {e}"),
+                restart_helps: false,
+            })
+        }
     }
     if program_id.is_some() && dataplane::steer::attached_program_id(interface) != program_id {
-        return Some(format!("the XDP steering program is no longer attached to {interface}"));
+        let why = format!("the XDP steering program is no longer attached to {interface}");
+        return Some(Problem { why, restart_helps: true });
     }
     None
 }
@@ -791,6 +841,7 @@ fn spawn_notifier() -> (mpsc::UnboundedSender<String>, JoinHandle<()>) {
 /// detached, our neighbour entries removed. Returns the final counters as
 /// one `key=value` line.
 async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
+    crate::service::stopping();
     for task in std::mem::take(&mut running.health_tasks) {
         task.abort();
     }

@@ -6,6 +6,9 @@ pub mod config; // the TOML contract: parse, validate (FILE:LINE), live checks, 
 pub mod daemon; // `xdplb run`: bring up, serve, follow neighbours, shut down cleanly
 pub mod garp; // gratuitous ARP: the frame keepalived sends, its burst schedule, a raw sender
 pub mod health; // HTTP_GET and TCP_CHECK probes and keepalived's retry hysteresis
+pub mod import; // keepalived.conf (with includes) → xdplb TOML
 pub mod netlink; // rtnetlink: interfaces, VIP addresses, managed neighbour entries and their events
 pub mod publish; // config + MACs → the snapshot workers read
+pub mod realserver; // `xdplb realserver setup|teardown`: a DR web server's VIP on lo, ARP sysctls
+pub mod service; // systemd Type=notify: READY=1, STATUS=, watchdog pings, STOPPING=1
 pub mod vrrp; // VRRP v2/v3: packets and keepalived-compatible state machine
