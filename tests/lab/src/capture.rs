@@ -39,7 +39,11 @@ impl Capture {
         let file_arg = file.to_string_lossy().into_owned();
         // -Z root: Debian's tcpdump would otherwise drop to user tcpdump and
         // fail to write into our root-owned directory. --immediate-mode: no
-        // frames left in the kernel buffer when SIGINT comes.
+        // frames left in the kernel buffer when SIGINT comes. -B: in
+        // immediate mode each ring slot holds a whole snapshot (256 KiB with
+        // -s 0), so the default 2 MiB ring holds 7 frames, and a burst that
+        // arrives while tcpdump waits for a core on a loaded machine is
+        // dropped; 32 MiB holds over a hundred.
         let mut argv = vec![
             "tcpdump",
             "-i",
@@ -49,6 +53,8 @@ impl Capture {
             "-U",
             "-s",
             "0",
+            "-B",
+            "32768",
             "-n",
             "-Z",
             "root",

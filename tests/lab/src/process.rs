@@ -238,6 +238,27 @@ impl XdplbProcess {
         result.with_context(|| format!("log {}:\n{}", self.log_path().display(), self.log()))
     }
 
+    /// How many lines of its log contain `needle` (e.g. `-> MASTER`).
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until at least `n` lines of the log contain `needle`; fails
+    /// early, with the log, if the process exits first.
+    pub fn wait_for_log_count(&mut self, needle: &str, n: usize, timeout: Duration) -> Result<()> {
+        let what = format!("{n} lines with `{needle}` in the log of {}", self.child.what());
+        let result = wait_until(&what, timeout, POLL, || {
+            if self.log_count(needle) >= n {
+                return Ok(true);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited ({status})", self.child.what());
+            }
+            Ok(false)
+        });
+        result.with_context(|| format!("log {}:\n{}", self.log_path().display(), self.log()))
+    }
+
     /// Sends SIGHUP (the contract: logged, never fatal).
     pub fn sighup(&self) -> Result<()> {
         self.child.signal(Signal::SIGHUP)

@@ -348,7 +348,7 @@ mod tests {
         assert!(a.is_gratuitous());
         assert!(!a.asks_for(VIP), "a GARP is no resolution");
         assert_eq!((a.op, a.sender_mac, a.eth_src, a.sender_ip), (1, LB1, LB1, VIP));
-        assert_eq!(garps_from(&[a.clone()], LB1, VIP).len(), 1);
+        assert_eq!(garps_from(std::slice::from_ref(&a), LB1, VIP).len(), 1);
         assert_eq!(garps_from(&[a], [2, 0, 0, 0, 0, 1], VIP).len(), 0);
         assert_eq!(advert(&at(0.0, garp(LB1))), None);
     }

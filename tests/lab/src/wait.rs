@@ -97,11 +97,12 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert!(calls >= 2, "{calls}");
         let mut calls = 0;
-        let err = holds_for("until the third", Duration::from_secs(5), Duration::from_millis(1), || {
-            calls += 1;
-            Ok(calls < 3)
-        })
-        .unwrap_err();
+        let err =
+            holds_for("until the third", Duration::from_secs(5), Duration::from_millis(1), || {
+                calls += 1;
+                Ok(calls < 3)
+            })
+            .unwrap_err();
         assert_eq!(calls, 3);
         assert!(err.to_string().contains("until the third"), "{err}");
     }
