@@ -540,35 +540,10 @@ mod tests {
     /// bridge: 10 GARPs, the router's request for the VIP and lvs1's reply.
     fn fixture() -> Vec<(Duration, Vec<u8>)> {
         // A byte-for-byte copy of shared/fixtures/keepalived-vip-arp.pcap.
-        read_pcapng(include_bytes!("../testdata/keepalived-vip-arp.pcap"))
-    }
-
-    /// The Enhanced Packet Blocks of a little-endian pcapng file (what
-    /// dumpcap writes), with their times; interfaces at the default
-    /// microsecond resolution.
-    fn read_pcapng(bytes: &[u8]) -> Vec<(Duration, Vec<u8>)> {
-        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        assert_eq!(word(0), 0x0a0d_0d0a, "not a pcapng section header");
-        assert_eq!(word(8), 0x1a2b_3c4d, "not a little-endian pcapng");
-        let mut frames = Vec::new();
-        let mut at = 0;
-        while at + 12 <= bytes.len() {
-            let (kind, len) = (word(at), word(at + 4) as usize);
-            assert!(len >= 12 && at + len <= bytes.len(), "block at {at} of {len} bytes");
-            if kind == 1 {
-                // Interface Description: no if_tsresol option may change the unit.
-                assert_eq!(len, 20, "interface block with options at {at}");
-            }
-            if kind == 6 {
-                let micros = (u64::from(word(at + 12)) << 32) | u64::from(word(at + 16));
-                let caplen = word(at + 20) as usize;
-                let data = bytes[at + 28..at + 28 + caplen].to_vec();
-                frames.push((Duration::from_micros(micros), data));
-            }
-            at += len;
-        }
-        assert_eq!(at, bytes.len(), "trailing bytes");
-        frames
+        crate::vrrp::capture::frames(include_bytes!("../testdata/keepalived-vip-arp.pcap"))
+            .into_iter()
+            .map(|f| (f.time, f.data))
+            .collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod state; // the election: BACKUP/MASTER/FAULT, timers, preemption, keepali
 pub use packet::{Advert, Auth, DropReason, Rejection, Version};
 pub use state::{Action, Config, Instance, State};
 
-/// Golden frames: the keepalived 2.2.7 captures of `shared/fixtures/` (copied to
+/// Golden frames: the keepalived 2.2.7 captures of `shared/fixtures/` (copied to control/
 /// `testdata/`), read by a small pcapng (and classic pcap) reader.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
