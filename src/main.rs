@@ -44,6 +44,21 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Show the running appliance, like `ipvsadm -Ln` plus VRRP and health.
+    ///
+    /// Virtual services and real servers (Forward, Weight, ActiveConn,
+    /// InActConn), each VRRP instance's state and priority, each real
+    /// server's health and last check, and the counters by reason. Talks to
+    /// the `xdplb run` of this network namespace over its control socket
+    /// (root only).
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The control socket (`[control] socket`); `@NAME` is abstract.
+        #[arg(long, value_name = "PATH", default_value = control::status::DEFAULT_SOCKET)]
+        socket: String,
+    },
     /// Convert a keepalived.conf (with its includes) to xdplb's TOML.
     ///
     /// The TOML goes to stdout; every line that is not carried over is named
@@ -92,6 +107,12 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => check_config(file),
         Command::Realserver { action } => realserver(action),
+        Command::Status { json, socket } => control::status::query(&socket, json)
+            .map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            })
+            .map_err(Into::into),
         Command::ImportKeepalived { file, id, interface } => import_keepalived(file, id, interface),
     };
     match result {

@@ -424,3 +424,63 @@ fn malformed_frames_move_their_counters_and_nothing_else() -> Result<()> {
     assert!(short.is_empty(), "counters short of the frames sent: {short:?}; all: {counters}");
     Ok(())
 }
+
+/// `xdplb status` in lb1's namespace: ipvsadm-like lines with the weights
+/// and the long connection counted as active on its server; JSON for
+/// scripts; the control socket refuses anyone but root.
+#[test]
+fn status_shows_services_weights_and_connections() -> Result<()> {
+    let lab = lab()?;
+    let lb = start_serving(&lab, [3, 1])?;
+    let stream = lab.http_stream(Host::Pc, &lab.vip_url("/slow?seconds=6"))?;
+    let owner = stream.server(Duration::from_secs(10))?;
+    let owner_ip = Host::web_by_name(&owner).context("owner")?.ip().to_string();
+    let status = |args: &[&str]| -> Result<String> {
+        let mut argv = vec![xdplb().display().to_string(), "status".to_owned()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        lab.exec(Host::Lb1, &argv)
+    };
+    // The census is refreshed once a second: wait for the stream to appear.
+    let mut text = String::new();
+    testlab::wait_until(
+        "status to count the open connection",
+        Duration::from_secs(10),
+        POLL,
+        || {
+            text = status(&[])?;
+            Ok(text.lines().any(|l| {
+                l.contains(&format!("-> {owner_ip}:80")) && l.split_whitespace().nth(4) == Some("1")
+            }))
+        },
+    )
+    .with_context(|| format!("last status:\n{text}"))?;
+    assert!(text.contains("TCP  192.168.10.110:80 wrr"), "{text}");
+    let weights: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("-> 192.168.10.10"))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(weights, ["3", "1"], "{text}");
+    assert!(text.contains("worker.forward.new_flow"), "{text}");
+
+    let json = status(&["--json"])?;
+    assert!(json.trim_start().starts_with('{') && json.trim_end().ends_with('}'), "{json}");
+    assert!(json.contains("\"active_conn\": 1"), "{json}");
+
+    let refused = lab.exec(
+        Host::Lb1,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &xdplb().display().to_string(),
+            "status",
+        ],
+    );
+    let err = refused.expect_err("status as nobody must fail");
+    assert!(format!("{err:#}").contains("root only"), "{err:#}");
+    stream.join()?;
+    stop(lb)?;
+    Ok(())
+}

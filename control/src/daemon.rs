@@ -63,6 +63,8 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Worker(String),
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
 }
 
 /// How long a clean stop waits for queued notify scripts.
@@ -317,6 +319,10 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let tracked = real_server_addresses(config);
     let mut packet = vec![0u8; 2048];
     let mut dataplane_problem: Option<Problem> = None;
+    let mut health_last: HashMap<ServerKey, String> = HashMap::new();
+    let socket_name = config.control.socket.as_deref().unwrap_or(crate::status::DEFAULT_SOCKET);
+    let control_socket = crate::status::listen(socket_name)?;
+    tracing::info!(socket = socket_name, "control socket listening (xdplb status)");
     loop {
         apply_effects(config, running, &mut held).await?;
         let deadline = running.runners.iter().filter_map(Runner::deadline).min();
@@ -352,6 +358,11 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             }
             report = health_rx.recv(), if !running.health_tasks.is_empty() => {
                 if let Some(report) = report {
+                    let last = match &report.result.outcome {
+                        Ok(()) => format!("ok in {:?}", report.result.latency),
+                        Err(why) => format!("failed: {why}"),
+                    };
+                    health_last.insert(report.key, last);
                     changed = apply_health(config, &mut down, &report);
                 }
             }
@@ -373,6 +384,17 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             },
             _ = refresh.tick() => {
                 changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
+            }
+            accepted = control_socket.accept() => {
+                if let Ok((mut stream, _)) = accepted {
+                    let status = build_report(config, running, &tables.load_full(), &down, &health_last, &held);
+                    // Reading the request may take a while: never on the control loop.
+                    tokio::spawn(async move {
+                        if let Some(request) = crate::status::read_request(&mut stream).await {
+                            crate::status::answer(&mut stream, request, &status).await;
+                        }
+                    });
+                }
             }
             _ = tick_optional(systemd_watchdog.as_mut()) => {
                 // A restart cannot bring a cable back: only a broken process
@@ -666,6 +688,98 @@ fn spawn_health_checks(
         }
     }
     tasks
+}
+
+/// What `xdplb status` shows, from the daemon's current state.
+fn build_report(
+    config: &Config,
+    running: &Running,
+    snapshot: &Snapshot,
+    down: &HashSet<ServerKey>,
+    health_last: &HashMap<ServerKey, String>,
+    held: &BTreeSet<Ipv4Addr>,
+) -> crate::status::StatusReport {
+    use crate::status::{RealServerStatus, ServiceStatus, StatusReport, VrrpStatus};
+    let mut flows: HashMap<dataplane::tables::BackendId, (u64, u64)> = HashMap::new();
+    let mut workers = CounterView::default();
+    for worker in &running.workers {
+        workers = workers.sum(worker.counters());
+        for b in worker.census().iter() {
+            let entry = flows.entry(b.backend).or_default();
+            entry.0 += u64::from(b.active);
+            entry.1 += u64::from(b.inactive);
+        }
+    }
+    let mut next_id = 0u32;
+    let services = config
+        .virtual_servers
+        .iter()
+        .enumerate()
+        .map(|(si, vs)| ServiceStatus {
+            protocol: vs.protocol.name().to_owned(),
+            vip: vs.vip.to_string(),
+            port: vs.port,
+            scheduler: config::sched_name(vs.lvs_sched).to_owned(),
+            active: held.contains(&vs.vip),
+            real_servers: vs
+                .real_servers
+                .iter()
+                .enumerate()
+                .map(|(ri, rs)| {
+                    let id = dataplane::tables::BackendId(next_id);
+                    next_id += 1;
+                    let backend = snapshot.backend(id);
+                    let (active_conn, inact_conn) = flows.get(&id).copied().unwrap_or_default();
+                    let checked = rs.http_get.is_some() || rs.tcp_check.is_some();
+                    RealServerStatus {
+                        address: rs.ip.to_string(),
+                        port: rs.port,
+                        configured_weight: rs.weight,
+                        weight: backend.map(|b| b.schedulable_weight()),
+                        mac: backend.and_then(|b| b.mac).map(fmt_mac),
+                        active_conn,
+                        inact_conn,
+                        health: match (checked, down.contains(&(si, ri))) {
+                            (false, _) => "unchecked",
+                            (true, true) => "down",
+                            (true, false) => "up",
+                        }
+                        .to_owned(),
+                        last_check: health_last.get(&(si, ri)).cloned(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let vrrp = running
+        .runners
+        .iter()
+        .zip(&config.vrrp_instances)
+        .map(|(runner, instance)| VrrpStatus {
+            name: runner.name().to_owned(),
+            state: runner.state().name().to_owned(),
+            priority: instance.priority,
+            vips: runner.vips().iter().map(ToString::to_string).collect(),
+            counters: runner.counters().named(),
+        })
+        .collect();
+    let mut counters: Vec<(String, u64)> = Vec::new();
+    if let Some(Ok(steer)) = running.steering.as_ref().map(Steering::counters) {
+        counters.extend(
+            SteerStat::ALL.iter().map(|s| (format!("steer.{}", s.name()), steer[*s as usize])),
+        );
+    }
+    counters.extend(workers.named().map(|(name, value)| (format!("worker.{name}"), value)));
+    StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        interface: running.link.name.clone(),
+        xdp_mode: running.steering.as_ref().map_or("detached", Steering::mode).to_owned(),
+        workers: running.workers.len(),
+        flow_table_size: config.dataplane.flow_table_size,
+        services,
+        vrrp,
+        counters,
+    }
 }
 
 /// Takes a probe report; returns whether the snapshot must change.

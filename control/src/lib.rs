@@ -11,4 +11,5 @@ pub mod netlink; // rtnetlink: interfaces, VIP addresses, managed neighbour entr
 pub mod publish; // config + MACs → the snapshot workers read
 pub mod realserver; // `xdplb realserver setup|teardown`: a DR web server's VIP on lo, ARP sysctls
 pub mod service; // systemd Type=notify: READY=1, STATUS=, watchdog pings, STOPPING=1
+pub mod status; // `xdplb status`: the report (ipvsadm -Ln, VRRP, health, counters), the control socket
 pub mod vrrp; // VRRP v2/v3: packets and keepalived-compatible state machine

@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
 use crate::counters::{CounterView, LocalCounters, SharedCounters};
+use crate::flow::FlowState;
 use crate::pipeline::Pipeline;
+use crate::tables::BackendId;
 use crate::tables::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{Xsk, XskError};
@@ -41,11 +45,24 @@ const IDLE_SPINS_BEFORE_SLEEP: u32 = 256;
 /// Longest sleep in poll(); bounds how long a stop request waits.
 const SLEEP_MS: i32 = 100;
 
+/// How many flows of a worker's table a real server has, as `ipvsadm -Ln`
+/// counts them: active (TCP without FIN/RST seen) and inactive (the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendFlows {
+    pub backend: BackendId,
+    pub active: u32,
+    pub inactive: u32,
+}
+
+/// A worker's flow census, replaced once a second (never per packet).
+pub type FlowCensus = ArcSwap<Vec<BackendFlows>>;
+
 /// A running worker.
 #[derive(Debug)]
 pub struct WorkerHandle {
     queue: u32,
     counters: Arc<SharedCounters>,
+    census: Arc<FlowCensus>,
     alive: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), XskError>>>,
 }
@@ -64,6 +81,11 @@ impl WorkerHandle {
     /// The counters it last published.
     pub fn counters(&self) -> CounterView {
         self.counters.read()
+    }
+
+    /// Flows per real server in this worker's table, as of the last second.
+    pub fn census(&self) -> Arc<Vec<BackendFlows>> {
+        self.census.load_full()
     }
 
     /// Waits for the thread to end (after the stop flag was raised).
@@ -95,16 +117,18 @@ pub fn spawn(
 ) -> std::io::Result<WorkerHandle> {
     let queue = xsk.queue();
     let counters = Arc::new(SharedCounters::default());
+    let census = Arc::new(FlowCensus::from_pointee(Vec::new()));
     let alive = Arc::new(AtomicBool::new(true));
     let thread = std::thread::Builder::new().name(format!("xdplb-q{queue}")).spawn({
         let counters = Arc::clone(&counters);
+        let census = Arc::clone(&census);
         let alive = AliveGuard(Arc::clone(&alive));
         move || {
             let _alive = alive;
-            run(xsk, pipeline, &tables, config, &stop, &counters)
+            run(xsk, pipeline, &tables, config, &stop, &counters, &census)
         }
     })?;
-    Ok(WorkerHandle { queue, counters, alive, thread: Some(thread) })
+    Ok(WorkerHandle { queue, counters, census, alive, thread: Some(thread) })
 }
 
 fn run(
@@ -114,6 +138,7 @@ fn run(
     config: WorkerConfig,
     stop: &AtomicBool,
     shared: &SharedCounters,
+    census: &FlowCensus,
 ) -> Result<(), XskError> {
     if let Some(core) = config.core {
         if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -125,9 +150,14 @@ fn run(
     let origin = Instant::now();
     let mut local = LocalCounters::default();
     let mut idle_polls = 0u32;
+    let mut census_second = u32::MAX;
     while !stop.load(Ordering::Relaxed) {
         let snapshot = tables.load();
         let now = seconds_since(origin);
+        if now != census_second {
+            census_second = now;
+            census.store(Arc::new(take_census(&pipeline, now)));
+        }
         pipeline.sync(&snapshot);
         let outcome = xsk.process_batch(|frame| {
             let verdict = pipeline.process(&snapshot, frame, now, &mut local);
@@ -159,6 +189,27 @@ fn run(
     }
     shared.publish(&local);
     Ok(())
+}
+
+/// Counts the live flows per real server (once a second: a walk of the table).
+fn take_census(pipeline: &Pipeline, now: u32) -> Vec<BackendFlows> {
+    let mut out: Vec<BackendFlows> = Vec::new();
+    for (_, flow) in pipeline.flows().iter(now) {
+        let entry = match out.iter_mut().find(|b| b.backend == flow.backend) {
+            Some(entry) => entry,
+            None => {
+                out.push(BackendFlows { backend: flow.backend, active: 0, inactive: 0 });
+                let last = out.len() - 1;
+                &mut out[last]
+            }
+        };
+        if flow.state == FlowState::TcpActive {
+            entry.active += 1;
+        } else {
+            entry.inactive += 1;
+        }
+    }
+    out
 }
 
 fn seconds_since(origin: Instant) -> u32 {
