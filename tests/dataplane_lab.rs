@@ -431,7 +431,14 @@ fn malformed_frames_move_their_counters_and_nothing_else() -> Result<()> {
 #[test]
 fn status_shows_services_weights_and_connections() -> Result<()> {
     let lab = lab()?;
-    let lb = start_serving(&lab, [3, 1])?;
+    let config = lab.single_lb(&[(Host::Web1, 3), (Host::Web2, 1)]);
+    let path = lab.next_file("xdplb", "toml");
+    let text = format!("{}\n[metrics]\nlisten = \"192.168.10.101:9410\"\n", config.to_toml());
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    let mut lb = lab.start_xdplb(Host::Lb1, &path, &xdplb())?;
+    lb.wait_for_log("data plane ready", READY_TIMEOUT)?;
+    lab.wait_until_served(Host::Pc, &lab.vip_url("/"), &["web1", "web2"], SERVED_TIMEOUT)
+        .with_context(|| format!("xdplb log:\n{}", lb.log()))?;
     let stream = lab.http_stream(Host::Pc, &lab.vip_url("/slow?seconds=6"))?;
     let owner = stream.server(Duration::from_secs(10))?;
     let owner_ip = Host::web_by_name(&owner).context("owner")?.ip().to_string();
@@ -480,6 +487,22 @@ fn status_shows_services_weights_and_connections() -> Result<()> {
     );
     let err = refused.expect_err("status as nobody must fail");
     assert!(format!("{err:#}").contains("root only"), "{err:#}");
+
+    // Prometheus: scraped from the router, parsed line by line.
+    let scrape = lab.http_get(Host::Router, "http://192.168.10.101:9410/metrics")?;
+    assert_eq!(scrape.status, 200);
+    let mut samples = BTreeMap::new();
+    for line in scrape.body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (name, value) = line.rsplit_once(' ').with_context(|| format!("sample {line:?}"))?;
+        let value: f64 = value.parse().with_context(|| format!("value in {line:?}"))?;
+        samples.insert(name.to_owned(), value);
+    }
+    assert!(samples["xdplb_worker_frames_total{counter=\"rx\"}"] > 0.0, "{samples:?}");
+    assert!(samples["xdplb_forwarded_frames_total{kind=\"new_flow\"}"] >= 1.0, "{samples:?}");
+    let active = format!(
+        "xdplb_real_server_flows{{service=\"TCP 192.168.10.110:80\",server=\"{owner_ip}:80\",state=\"active\"}}"
+    );
+    assert_eq!(samples.get(&active), Some(&1.0), "{samples:?}");
     stream.join()?;
     stop(lb)?;
     Ok(())

@@ -323,6 +323,15 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let socket_name = config.control.socket.as_deref().unwrap_or(crate::status::DEFAULT_SOCKET);
     let control_socket = crate::status::listen(socket_name)?;
     tracing::info!(socket = socket_name, "control socket listening (xdplb status)");
+    let (scrape_tx, mut scrapes) = mpsc::unbounded_channel::<crate::metrics::ReportRequest>();
+    if let Some(listen) = config.metrics.listen {
+        let task = crate::metrics::serve(listen, scrape_tx.clone()).await.map_err(|e| {
+            DaemonError::Unsupported(format!("[metrics] listen = \"{listen}\": {e}"))
+        })?;
+        running.health_tasks.push(task);
+        tracing::info!(%listen, "Prometheus metrics on http://{listen}/metrics");
+    }
+    drop(scrape_tx);
     loop {
         apply_effects(config, running, &mut held).await?;
         let deadline = running.runners.iter().filter_map(Runner::deadline).min();
@@ -384,6 +393,9 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             },
             _ = refresh.tick() => {
                 changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
+            }
+            Some(reply) = scrapes.recv() => {
+                let _ = reply.send(build_report(config, running, &tables.load_full(), &down, &health_last, &held));
             }
             accepted = control_socket.accept() => {
                 if let Ok((mut stream, _)) = accepted {

@@ -7,6 +7,7 @@ pub mod daemon; // `xdplb run`: bring up, serve, follow neighbours, shut down cl
 pub mod garp; // gratuitous ARP: the frame keepalived sends, its burst schedule, a raw sender
 pub mod health; // HTTP_GET and TCP_CHECK probes and keepalived's retry hysteresis
 pub mod import; // keepalived.conf (with includes) → xdplb TOML
+pub mod metrics; // Prometheus /metrics: the status report in the text format, served by hyper
 pub mod netlink; // rtnetlink: interfaces, VIP addresses, managed neighbour entries and their events
 pub mod publish; // config + MACs → the snapshot workers read
 pub mod realserver; // `xdplb realserver setup|teardown`: a DR web server's VIP on lo, ARP sysctls

@@ -107,7 +107,10 @@
 //!
 //! [control]
 //! neighbour_refresh = 10.0       # seconds between neighbour re-checks
-//! socket = "/run/xdplb.sock"     # status socket; absent: per-namespace default
+//! socket = "/run/xdplb/xdplb.sock" # status socket; absent: abstract @xdplb (per namespace)
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9410"      # Prometheus /metrics; absent: off
 //! ```
 //!
 //! Errors read `FILE:LINE: reason`. Only the first is reported, in this order:
@@ -135,7 +138,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net,
+    sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, Metrics, HttpGet, Ipv4Net,
     LvsMethod, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
     VrrpState, XdpMode,
 };

@@ -60,6 +60,9 @@ pub struct Config {
     pub dataplane: Dataplane,
     /// The control plane (`[control]`).
     pub control: Control,
+    /// Prometheus metrics (`[metrics]`).
+    #[serde(skip_serializing_if = "Metrics::is_off")]
+    pub metrics: Metrics,
     #[serde(skip)]
     pub(crate) origin: Origin,
 }
@@ -657,6 +660,20 @@ pub struct Control {
     /// The status socket; `None` = the daemon's per-namespace default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Metrics {
+    /// `listen = "ADDR:PORT"`: serve `/metrics` there; `None` = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl Metrics {
+    fn is_off(&self) -> bool {
+        self.listen.is_none()
+    }
 }
 
 fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

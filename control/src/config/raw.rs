@@ -19,6 +19,13 @@ pub(super) struct RawConfig {
     pub virtual_server: Vec<S<RawVirtualServer>>,
     pub dataplane: Option<S<RawDataplane>>,
     pub control: Option<S<RawControl>>,
+    pub metrics: Option<S<RawMetrics>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub listen: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,12 +11,12 @@ use dataplane::tables::{L4Proto, Scheduler};
 use toml::Spanned;
 
 use super::model::{
-    service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net, LvsMethod,
+    service_name, BindMode, Config, Control, Dataplane, GlobalDefs, Metrics, HttpGet, Ipv4Net, LvsMethod,
     Origin, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
     VrrpState, XdpMode,
 };
 use super::raw::{
-    RawConfig, RawControl, RawDataplane, RawGlobalDefs, RawHttpGet, RawRealServer, RawTcpCheck,
+    RawConfig, RawControl, RawDataplane, RawMetrics, RawGlobalDefs, RawHttpGet, RawRealServer, RawTcpCheck,
     RawVirtualServer, RawVrrp, RawVrrpScript,
 };
 use super::{line_of, ConfigError};
@@ -331,6 +331,7 @@ pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, Co
         virtual_servers: raw.virtual_server.iter().map(|v| virtual_server(&mut e, v)).collect(),
         dataplane: dataplane(&mut e, raw.dataplane.as_ref().map(Spanned::get_ref)),
         control: control(&mut e, raw.control.as_ref().map(Spanned::get_ref)),
+        metrics: metrics(&mut e, raw.metrics.as_ref().map(Spanned::get_ref)),
         origin: Origin::default(),
     };
     let notes = std::mem::take(&mut e.notes);
@@ -1017,6 +1018,20 @@ fn dataplane(e: &mut Errors, d: Option<&RawDataplane>) -> Dataplane {
             MAX_FLOW_TIMEOUT,
         ),
     }
+}
+
+fn metrics(e: &mut Errors, m: Option<&RawMetrics>) -> Metrics {
+    let listen = m.and_then(|m| m.listen.as_ref()).and_then(|l| match l.get_ref().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            e.at(
+                l.span(),
+                format!("listen {:?} is not ADDR:PORT (e.g. \"127.0.0.1:9410\")", l.get_ref()),
+            );
+            None
+        }
+    });
+    Metrics { listen }
 }
 
 fn control(e: &mut Errors, c: Option<&RawControl>) -> Control {
