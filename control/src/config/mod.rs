@@ -138,9 +138,9 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, Metrics, HttpGet, Ipv4Net,
-    LvsMethod, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
-    VrrpState, XdpMode,
+    sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net,
+    LvsMethod, Metrics, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance,
+    VrrpScript, VrrpState, XdpMode,
 };
 
 /// Why a configuration was refused; `Display` is `FILE:LINE: reason`, or

@@ -11,13 +11,13 @@ use dataplane::tables::{L4Proto, Scheduler};
 use toml::Spanned;
 
 use super::model::{
-    service_name, BindMode, Config, Control, Dataplane, GlobalDefs, Metrics, HttpGet, Ipv4Net, LvsMethod,
-    Origin, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
+    service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net, LvsMethod,
+    Metrics, Origin, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
     VrrpState, XdpMode,
 };
 use super::raw::{
-    RawConfig, RawControl, RawDataplane, RawMetrics, RawGlobalDefs, RawHttpGet, RawRealServer, RawTcpCheck,
-    RawVirtualServer, RawVrrp, RawVrrpScript,
+    RawConfig, RawControl, RawDataplane, RawGlobalDefs, RawHttpGet, RawMetrics, RawRealServer,
+    RawTcpCheck, RawVirtualServer, RawVrrp, RawVrrpScript,
 };
 use super::{line_of, ConfigError};
 use crate::vrrp::state::MAX_PREEMPT_DELAY;
