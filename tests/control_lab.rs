@@ -193,6 +193,18 @@ fn wait_adverts(cap: &Capture, host: Host, n: usize, since: Duration) -> Result<
 }
 
 /// Fails if a VRRP virtual MAC appears anywhere in `frames`.
+/// GARP times grouped into bursts: a gap of more than a second starts a new one.
+fn garp_bursts(times: &[Duration]) -> Vec<Vec<Duration>> {
+    let mut bursts: Vec<Vec<Duration>> = Vec::new();
+    for &t in times {
+        match bursts.last_mut() {
+            Some(burst) if t - burst[burst.len() - 1] <= Duration::from_secs(1) => burst.push(t),
+            _ => bursts.push(vec![t]),
+        }
+    }
+    bursts
+}
+
 fn no_virtual_macs(frames: &[Frame]) -> Result<()> {
     for f in frames {
         for mac in [&f.data[0..6], &f.data[6..12]] {
@@ -265,19 +277,35 @@ fn two_xdplb_elect_the_higher_priority_and_the_router_learns_its_own_mac() -> Re
         assert!(a.checksum_ok, "{a:?}");
     }
     // As keepalived: 5 GARPs at once, 5 more garp_master_delay (5 s) later.
+    // When lb2's timer ran out first, lb1 preempts and hears lb2's last
+    // advert (higher_prio_send_advert) and re-announces at once: then each
+    // burst holds 10. Bursts are told apart by a gap of over a second.
     let frames = cap.wait_for("lb1's second GARP burst", CAPTURE, |f| {
-        vrrp::garps_from(&vrrp::arps(f), Host::Lb1.mac(), lab.vip()).len() >= 10
+        let arps = vrrp::arps(f);
+        let garps = vrrp::garps_from(&arps, Host::Lb1.mac(), lab.vip());
+        garp_bursts(&garps.iter().map(|a| a.time).collect::<Vec<_>>()).len() >= 2
     })?;
     let arps = vrrp::arps(&frames);
     let garps: Vec<Duration> =
         vrrp::garps_from(&arps, Host::Lb1.mac(), lab.vip()).iter().map(|a| a.time).collect();
-    let burst = |first: usize| garps[first + 4] - garps[first];
-    assert!(burst(0) < Duration::from_millis(200), "first burst spread over {:?}", burst(0));
-    assert!(burst(5) < Duration::from_millis(200), "second burst spread over {:?}", burst(5));
-    let delay = garps[5] - garps[0];
+    let bursts = garp_bursts(&garps);
+    let (first, second) = (&bursts[0], &bursts[1]);
+    assert!(
+        first.len() == 5 || first.len() == 10,
+        "first burst of {} GARPs: {garps:?}",
+        first.len()
+    );
+    let spread = |b: &[Duration]| b[b.len() - 1] - b[0];
+    assert!(
+        spread(first) < Duration::from_millis(200),
+        "first burst spread over {:?}",
+        spread(first)
+    );
+    let delay = second[0] - first[0];
     let off = delay.abs_diff(GARP_MASTER_DELAY);
     assert!(off < Duration::from_millis(500), "second burst {delay:?} after the first");
-    assert!(garps[4] < garps[5] - Duration::from_secs(4), "GARPs between the bursts: {garps:?}");
+    // The second burst may still be arriving; it is at least 5 GARPs.
+    assert!(second.len() >= 5, "second burst of {}: {garps:?}", second.len());
     assert!(lb1.log().contains("VRRP VI_1: BACKUP -> MASTER"), "lb1 log:\n{}", lb1.log());
     let lb2_was_master = lb2.log_count("-> MASTER") > 0;
 
