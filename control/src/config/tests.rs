@@ -207,7 +207,17 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             "unknown top-level key",
             cat(&["# from keepalived.conf\n\nvrrp_sync_group = 1\n", DP]),
             "t.toml:3: unknown key `vrrp_sync_group`, expected one of `global_defs`, \
-             `vrrp_script`, `vrrp_instance`, `virtual_server`, `dataplane`, `control`",
+             `vrrp_script`, `vrrp_instance`, `virtual_server`, `dataplane`, `control`, `metrics`",
+        ),
+        (
+            "metrics listen that is not ADDR:PORT",
+            cat(&[DP, "[metrics]\nlisten = \"localhost\"\n"]),
+            "t.toml:4: listen \"localhost\" is not ADDR:PORT (e.g. \"127.0.0.1:9410\")",
+        ),
+        (
+            "unknown key in [metrics]",
+            cat(&[DP, "[metrics]\nport = 9410\n"]),
+            "t.toml:4: unknown key `port`, expected `listen`",
         ),
         (
             "global_defs key without keepalived's vrrp_ prefix",
