@@ -136,11 +136,15 @@ fn dsr_forwards_ip_bytes_unchanged_and_replies_bypass_the_lb() -> Result<()> {
             && Host::WEB.iter().any(|w| w.mac() == p.dst_mac)
             && p.ip.dst_addr() == vip
     };
-    // Every request frame that reached lb1 has left it again.
-    on_lb1.wait_for("each request forwarded", CAPTURE_TIMEOUT, |frames| {
+    // Every request frame that reached lb1 has left it again, and the
+    // segment is quiet (no frame since the last look), so that stopping the
+    // capture cannot cut a request off from its forwarded copy.
+    let seen = std::cell::Cell::new(0);
+    on_lb1.wait_for("each request forwarded, then quiet", CAPTURE_TIMEOUT, |frames| {
         let parsed: Vec<_> = frames.iter().filter_map(parse).collect();
         let requests = parsed.iter().filter(|p| is_request(p)).count();
-        requests >= 20 * 3 && parsed.iter().filter(|p| is_forward(p)).count() >= requests
+        let quiet = frames.len() == seen.replace(frames.len());
+        quiet && requests >= 20 * 3 && parsed.iter().filter(|p| is_forward(p)).count() >= requests
     })?;
     let lb1_frames = on_lb1.stop()?;
     let router_frames = on_router.stop()?;
