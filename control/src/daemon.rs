@@ -934,12 +934,12 @@ fn notify_commands(instance: &config::VrrpInstance, state: crate::vrrp::State) -
         instance.notify_script(state).map(str::to_owned).into_iter().collect();
     if let Some(generic) = &instance.notify {
         if state != crate::vrrp::State::Init {
-            out.push(format!(
-                "{generic} INSTANCE {} {} {}",
-                instance.name,
-                state.name(),
-                instance.priority
-            ));
+            // keepalived.conf(5): "MASTER"|"BACKUP"|"FAULT"|"STOP"|"DELETED".
+            let word = match state {
+                crate::vrrp::State::Stopped => "STOP",
+                other => other.name(),
+            };
+            out.push(format!("{generic} INSTANCE {} {word} {}", instance.name, instance.priority));
         }
     }
     out
