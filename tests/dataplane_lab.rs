@@ -511,3 +511,31 @@ fn status_shows_services_weights_and_connections() -> Result<()> {
     stop(lb)?;
     Ok(())
 }
+
+/// A second `xdplb run` on the same interface is refused, naming the XDP
+/// program already there, and leaves the running one (its VIP included)
+/// untouched.
+#[test]
+fn a_second_instance_on_the_same_interface_is_refused_and_harmless() -> Result<()> {
+    let lab = lab()?;
+    let lb = start_serving(&lab, [1, 1])?;
+    let config = lab.single_lb(&[(Host::Web1, 1), (Host::Web2, 1)]);
+    let path = lab.next_file("second", "toml");
+    std::fs::write(&path, config.to_toml()).with_context(|| format!("write {}", path.display()))?;
+    let mut second = lab.start_xdplb(Host::Lb1, &path, &xdplb())?;
+    testlab::wait_until("the second instance to give up", READY_TIMEOUT, POLL, || {
+        Ok(!second.is_running()?)
+    })
+    .with_context(|| format!("second instance log:\n{}", second.log()))?;
+    let log = second.log();
+    assert!(
+        log.contains("already has an XDP program attached") && log.contains("xdplb_steer"),
+        "second instance log:\n{log}"
+    );
+    assert!(lab.addresses(Host::Lb1, "eth0")?.contains(&lab.vip()), "the first one's VIP went");
+    assert!(lab.xdp_attached(Host::Lb1)?, "the first one's XDP program went");
+    let many = lab.http_get_many(Host::Pc, &lab.vip_url("/"), 10)?;
+    assert_eq!(many.failures, Vec::<String>::new());
+    stop(lb)?;
+    Ok(())
+}

@@ -158,23 +158,17 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         .flat_map(|i| i.virtual_ipaddress.iter().map(|net| net.addr))
         .collect();
 
-    // Refuse a clash before touching anything; a leftover of ours that VRRP
-    // owns goes at once, so that this host's kernel stops answering ARP for
-    // it before the election says who owns it.
+    // Refuse a clash before touching anything. Leftovers of ours are only
+    // touched once the XDP program is attached: while another xdplb runs on
+    // this interface, "leftovers" are its VIPs, and the attach refuses us.
     let existing = running.netlink.ipv4_addresses(index).await?;
-    let mut to_add = Vec::new();
+    let (mut to_add, mut adopt, mut stale) = (Vec::new(), Vec::new(), Vec::new());
     for &vip in vips.iter().chain(&vrrp_vips) {
         match netlink::classify_vip(&existing, vip) {
             VipPresence::Absent if vips.contains(&vip) => to_add.push(vip),
             VipPresence::Absent => {}
-            VipPresence::OursLeftover if vips.contains(&vip) => {
-                tracing::info!(%vip, interface, "adopting a VIP left by an earlier xdplb run");
-                running.vips.push(vip);
-            }
-            VipPresence::OursLeftover => {
-                running.netlink.remove_address(index, vip, 32).await?;
-                tracing::info!(%vip, interface, "removed a VRRP VIP left by an earlier xdplb run");
-            }
+            VipPresence::OursLeftover if vips.contains(&vip) => adopt.push(vip),
+            VipPresence::OursLeftover => stale.push(vip),
             VipPresence::Operators { prefix_len, proto } => {
                 return Err(DaemonError::VipClash { vip, interface, prefix_len, proto });
             }
@@ -190,6 +184,16 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let mut steering = Steering::attach(&interface, attach_mode(config))?;
     tracing::info!(interface, mode = steering.mode(), "XDP steering program attached");
     let program_id = dataplane::steer::attached_program_id(&interface);
+    for vip in adopt {
+        tracing::info!(%vip, interface, "adopting a VIP left by an earlier xdplb run");
+        running.vips.push(vip);
+    }
+    // A VRRP VIP of ours left by a crash goes at once, so that this host's
+    // kernel stops answering ARP for it before the election says who owns it.
+    for vip in stale {
+        running.netlink.remove_address(index, vip, 32).await?;
+        tracing::info!(%vip, interface, "removed a VRRP VIP left by an earlier xdplb run");
+    }
 
     let mut macs = HashMap::new();
     for ip in real_server_addresses(config) {
