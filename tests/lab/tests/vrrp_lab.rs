@@ -175,10 +175,22 @@ fn keepalived_crash_leaves_the_vip_and_the_peer_takes_over() -> Result<()> {
     let (parent, child) = (lb1.pid(), lb1.vrrp_pid());
     lb1.crash()?;
     for pid in [parent, child] {
-        // Gone, a zombie, or being reaped (X) by whoever adopted it.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let dead = stat.is_empty() || stat.contains(") Z ") || stat.contains(") X ");
-        assert!(dead || !stat.contains("(keepalived)"), "{pid} still runs: {stat}");
+        // Gone, a zombie, or being reaped (X) by whoever adopted it. SIGKILL
+        // takes effect when the process next runs: wait for it, briefly.
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let result = testlab::wait_until(
+            &format!("keepalived {pid} to die"),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                let stat = stat();
+                Ok(stat.is_empty()
+                    || stat.contains(") Z ")
+                    || stat.contains(") X ")
+                    || !stat.contains("(keepalived)"))
+            },
+        );
+        assert!(result.is_ok(), "{pid} still runs: {}", stat());
     }
     lb2.wait_for_state(KaState::Master, Duration::from_secs(10))?;
     let frames = cap.stop()?;
