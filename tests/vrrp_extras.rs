@@ -430,7 +430,10 @@ fn track_script_failing_fall_times_is_fault_and_rise_successes_bring_it_back() -
         Ok(!lab.holds_vip(Host::Lb1)?)
     })?;
     let released = now();
-    let seen = wait_lines(&runs, mark + FALL + 1, NOTIFIED)?;
+    wait_until("the FAULT mark", NOTIFIED, POLL, || {
+        Ok(lines(&runs)[mark..].contains(&"FAULT".into()))
+    })?;
+    let seen = lines(&runs);
     let fault = seen[mark..].iter().position(|s| s == "FAULT").context("no FAULT mark")?;
     let fails = seen[mark..mark + fault].iter().filter(|s| *s == "fail").count();
     ensure!(fails == FALL, "FAULT after {fails} failures, fall is {FALL}: {:?}", &seen[mark..]);
@@ -452,6 +455,10 @@ fn track_script_failing_fall_times_is_fault_and_rise_successes_bring_it_back() -
     std::fs::remove_file(&fail)?;
     lab.wait_for_sole_holder(Host::Lb1, &[], ELECTION)?;
     let back = now();
+    // notify_master runs just after the VIP is added: wait for its mark.
+    wait_until("the MASTER mark after the recovery", NOTIFIED, POLL, || {
+        Ok(lines(&runs)[mark..].contains(&"MASTER".into()))
+    })?;
     let seen = lines(&runs);
     let backup = seen[mark..].iter().position(|s| s == "BACKUP").context("no BACKUP mark")?;
     let oks = seen[mark..mark + backup].iter().filter(|s| *s == "ok").count();
