@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use testlab::anyhow::{bail, ensure, Context, Result};
 use testlab::lab::mac_str;
 use testlab::neigh::now;
-use testlab::vrrp::{self, Advert, VRRP_AND_ARP};
+use testlab::vrrp::{self, adverts_from, garp_bursts, wait_adverts, VRRP_AND_ARP};
 use testlab::{
     holds_for, wait_until, Capture, Counters, Frame, Host, KaState, Keepalived, Lab, LabOptions,
     NeighWatch, VrrpLb, VrrpSpec, XdplbProcess,
@@ -177,34 +177,7 @@ fn served(lab: &Lab) -> Result<()> {
     lab.wait_until_served(Host::Pc, &lab.vip_url("/"), &["web1", "web2"], SERVED)
 }
 
-/// Adverts of nonzero priority from `host` at or after `since`.
-fn adverts_from(frames: &[Frame], host: Host, since: Duration) -> Vec<Advert> {
-    vrrp::adverts(frames)
-        .into_iter()
-        .filter(|a| a.src_mac == host.mac() && a.time >= since && a.priority > 0)
-        .collect()
-}
-
-/// Waits until `host` sent `n` adverts at or after `since`; returns the frames.
-fn wait_adverts(cap: &Capture, host: Host, n: usize, since: Duration) -> Result<Vec<Frame>> {
-    cap.wait_for(&format!("{n} adverts from {}", host.name()), CAPTURE, |f| {
-        adverts_from(f, host, since).len() >= n
-    })
-}
-
 /// Fails if a VRRP virtual MAC appears anywhere in `frames`.
-/// GARP times grouped into bursts: a gap of more than a second starts a new one.
-fn garp_bursts(times: &[Duration]) -> Vec<Vec<Duration>> {
-    let mut bursts: Vec<Vec<Duration>> = Vec::new();
-    for &t in times {
-        match bursts.last_mut() {
-            Some(burst) if t - burst[burst.len() - 1] <= Duration::from_secs(1) => burst.push(t),
-            _ => bursts.push(vec![t]),
-        }
-    }
-    bursts
-}
-
 fn no_virtual_macs(frames: &[Frame]) -> Result<()> {
     for f in frames {
         for mac in [&f.data[0..6], &f.data[6..12]] {
@@ -265,7 +238,7 @@ fn two_xdplb_elect_the_higher_priority_and_the_router_learns_its_own_mac() -> Re
 
     // Only the master advertises: watch three advert intervals.
     let from = now();
-    let frames = wait_adverts(&cap, Host::Lb1, 3, from)?;
+    let frames = wait_adverts(&cap, Host::Lb1, 3, from, CAPTURE)?;
     let ads = vrrp::adverts(&frames);
     let senders: Vec<String> = vrrp::advertisers(&ads, from).into_iter().map(mac_str).collect();
     assert_eq!(senders, [mac_str(Host::Lb1.mac())], "advertisers in 3 intervals");
@@ -418,7 +391,7 @@ fn clean_stop_sends_priority_0_and_the_backup_takes_over_in_the_skew_time() -> R
     assert!(c1.get("vrrp.adverts_sent")? >= 1 && c1.get("garp.sent")? >= 5, "{c1}");
     assert!(!lab.holds_vip(Host::Lb1)?, "the VIP stayed on lb1 after a clean stop");
 
-    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping)?;
+    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping, CAPTURE)?;
     let ads = vrrp::adverts(&frames);
     let bye = ads.iter().find(|a| a.src_mac == Host::Lb1.mac() && a.priority == 0);
     let bye = bye.context("no priority-0 advert from lb1")?;
@@ -447,7 +420,7 @@ fn interop(lb1_kind: Kind, lb2_kind: Kind) -> Result<()> {
     xdplb_serves(lb1_kind)?;
     let watch = lab.watch_router_vip()?;
     let from = now();
-    let frames = wait_adverts(&cap, Host::Lb1, 3, from)?;
+    let frames = wait_adverts(&cap, Host::Lb1, 3, from, CAPTURE)?;
     let senders = vrrp::advertisers(&vrrp::adverts(&frames), from);
     ensure!(senders.len() == 1, "{names}: both advertise: {senders:?}");
 
@@ -456,7 +429,7 @@ fn interop(lb1_kind: Kind, lb2_kind: Kind) -> Result<()> {
     if let Some(c) = lb1.stop()? {
         check_counters(Host::Lb1, &c)?;
     }
-    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping)?;
+    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping, CAPTURE)?;
     let ads = vrrp::adverts(&frames);
     let bye = ads.iter().find(|a| a.src_mac == Host::Lb1.mac() && a.priority == 0);
     let bye = bye.with_context(|| format!("{names}: no priority-0 advert"))?.time;
@@ -741,7 +714,7 @@ fn split_brain_round(lab: &Lab, cap: &Capture, watch: &NeighWatch, after: Host) 
         Ok(lab.holds_vip(Host::Lb1)? && lab.holds_vip(Host::Lb2)?)
     })?;
     watch.wait_for_change_to(Host::Lb2.mac(), split, Duration::from_secs(15))?;
-    let frames = wait_adverts(cap, Host::Lb2, 2, split)?;
+    let frames = wait_adverts(cap, Host::Lb2, 2, split, CAPTURE)?;
     let lb2_master = adverts_from(&frames, Host::Lb2, split)[0].time;
     ensure!(!adverts_from(&frames, Host::Lb1, lb2_master).is_empty(), "lb1 stopped advertising");
 
@@ -850,7 +823,7 @@ fn measure_failovers(kinds: (Kind, Kind), runs: u32) -> Result<Vec<Failover>> {
         lab.wait_for_sole_holder(Host::Lb1, &[Host::Lb2], ELECTION)?;
         watch.wait_for_current(Host::Lb1.mac(), ELECTION)?;
         let since = now();
-        let frames = wait_adverts(&cap, Host::Lb1, 1, since)?;
+        let frames = wait_adverts(&cap, Host::Lb1, 1, since, CAPTURE)?;
         let advert = adverts_from(&frames, Host::Lb1, since)[0].time;
         // A chosen phase, not a guess: where in the interval the pull lands.
         let pull_at = advert + ADVERT_INT * run / runs;

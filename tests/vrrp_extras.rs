@@ -18,10 +18,10 @@ use dataplane::wire::build::{self, FrameSpec};
 use testlab::anyhow::{ensure, Context, Result};
 use testlab::lab::mac_str;
 use testlab::neigh::now;
-use testlab::vrrp::{self, Advert, VRRP_AND_ARP};
+use testlab::vrrp::{self, adverts_from, garp_bursts, wait_adverts, Advert, VRRP_AND_ARP};
 use testlab::{
-    holds_for, wait_until, Capture, Counters, Frame, Host, KaState, Lab, LabOptions, VrrpLb,
-    VrrpSpec, XdplbProcess,
+    holds_for, wait_until, Counters, Frame, Host, KaState, Lab, LabOptions, VrrpLb, VrrpSpec,
+    XdplbProcess,
 };
 
 /// A loaded 2-core machine can take seconds to load and attach the program.
@@ -133,33 +133,6 @@ fn start_pair(
     lab.wait_for_sole_holder(Host::Lb1, &[Host::Lb2], ELECTION)
         .with_context(|| format!("lb2 log:\n{}", lb2.log()))?;
     Ok((lb1, lb2))
-}
-
-/// Adverts of nonzero priority from `host` at or after `since`.
-fn adverts_from(frames: &[Frame], host: Host, since: Duration) -> Vec<Advert> {
-    vrrp::adverts(frames)
-        .into_iter()
-        .filter(|a| a.src_mac == host.mac() && a.time >= since && a.priority > 0)
-        .collect()
-}
-
-/// Waits until `host` sent `n` adverts at or after `since`; returns the frames.
-fn wait_adverts(cap: &Capture, host: Host, n: usize, since: Duration) -> Result<Vec<Frame>> {
-    cap.wait_for(&format!("{n} adverts from {}", host.name()), CAPTURE, |f| {
-        adverts_from(f, host, since).len() >= n
-    })
-}
-
-/// GARP times grouped into bursts: a gap of more than a second starts a new one.
-fn garp_bursts(times: &[Duration]) -> Vec<Vec<Duration>> {
-    let mut bursts: Vec<Vec<Duration>> = Vec::new();
-    for &t in times {
-        match bursts.last_mut() {
-            Some(burst) if t - burst[burst.len() - 1] <= Duration::from_secs(1) => burst.push(t),
-            _ => bursts.push(vec![t]),
-        }
-    }
-    bursts
 }
 
 /// The lines of a file (none while it does not exist).
@@ -501,7 +474,7 @@ fn unicast_peers_elect_advertise_by_unicast_and_fail_over_on_clean_stop() -> Res
 
     // Only lb1 advertises, to lb2's address from its own.
     let from = now();
-    let frames = wait_adverts(&caps[0], Host::Lb1, 3, from)?;
+    let frames = wait_adverts(&caps[0], Host::Lb1, 3, from, CAPTURE)?;
     for a in adverts_from(&frames, Host::Lb1, from) {
         assert_eq!(
             (a.src_ip, a.dst_ip, a.dst_mac),
@@ -519,7 +492,7 @@ fn unicast_peers_elect_advertise_by_unicast_and_fail_over_on_clean_stop() -> Res
     // Clean stop of lb1: a unicast priority-0 advert, lb2 takes over in its skew time.
     let stopping = now();
     no_drops(Host::Lb1, &stop(lb1, Host::Lb1)?)?;
-    let frames = wait_adverts(&caps[1], Host::Lb2, 1, stopping)?;
+    let frames = wait_adverts(&caps[1], Host::Lb2, 1, stopping, CAPTURE)?;
     let ads = vrrp::adverts(&frames);
     let bye =
         ads.iter().find(|a| a.src_mac == Host::Lb1.mac() && a.priority == 0 && a.time >= stopping);
@@ -565,7 +538,7 @@ fn vrrp_v3_half_second_adverts_fail_over_fast_and_interoperate_with_keepalived()
     let mac = lab.router_resolves_vip(ELECTION)?;
     ensure!(mac == Host::Lb1.mac(), "the router resolved the VIP to {}", mac_str(mac));
     let from = now();
-    let frames = wait_adverts(&cap, Host::Lb1, 6, from)?;
+    let frames = wait_adverts(&cap, Host::Lb1, 6, from, CAPTURE)?;
     let ads = adverts_from(&frames, Host::Lb1, from);
     for (a, f) in ads.iter().zip(frames.iter().filter(|f| {
         vrrp::advert(f).is_some_and(|a| a.src_mac == Host::Lb1.mac() && a.time >= from)
@@ -586,7 +559,7 @@ fn vrrp_v3_half_second_adverts_fail_over_fast_and_interoperate_with_keepalived()
     let watch = lab.watch_router_vip()?;
     let down = lab.pull_cable(Host::Lb1)?;
     let moved = watch.wait_for_change_to(Host::Lb2.mac(), down, Duration::from_secs(10))?;
-    let frames = wait_adverts(&cap, Host::Lb2, 1, down)?;
+    let frames = wait_adverts(&cap, Host::Lb2, 1, down, CAPTURE)?;
     let last = adverts_from(&frames, Host::Lb1, from)
         .iter()
         .map(|a| a.time)
@@ -634,7 +607,7 @@ fn vrrp_v3_half_second_adverts_fail_over_fast_and_interoperate_with_keepalived()
     ensure!(complaints.is_empty(), "keepalived complained: {complaints:#?}");
     let stopping = now();
     ka.terminate()?;
-    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping)?;
+    let frames = wait_adverts(&cap, Host::Lb2, 1, stopping, CAPTURE)?;
     let ads = vrrp::adverts(&frames);
     let bye =
         ads.iter().find(|a| a.src_mac == Host::Lb1.mac() && a.priority == 0 && a.time >= stopping);
@@ -757,7 +730,7 @@ fn bad_adverts_are_dropped_counted_by_reason_and_do_not_disturb_the_election() -
             && !lab.holds_vip(Host::Lb2)?
             && watch.current() == Some(Host::Lb1.mac()))
     })?;
-    let frames = wait_adverts(&cap, Host::Lb1, 2, injected + Duration::from_millis(400))?;
+    let frames = wait_adverts(&cap, Host::Lb1, 2, injected + Duration::from_millis(400), CAPTURE)?;
     let seen: Vec<Advert> = vrrp::adverts(&frames)
         .into_iter()
         .filter(|a| a.src_mac == Host::Router.mac() && a.time >= injected)

@@ -9,6 +9,8 @@ use std::time::Duration;
 use dataplane::tables::Mac;
 use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet};
 
+use crate::capture::Capture;
+use crate::lab::Host;
 use crate::pcap::Frame;
 
 /// IP protocol number of VRRP.
@@ -275,6 +277,39 @@ pub fn longest_overlap(a: &[Span], b: &[Span]) -> Duration {
         }
     }
     longest
+}
+
+/// The adverts `host` sent at or after `since`, priority-0 ones left out.
+pub fn adverts_from(frames: &[Frame], host: Host, since: Duration) -> Vec<Advert> {
+    adverts(frames)
+        .into_iter()
+        .filter(|a| a.src_mac == host.mac() && a.time >= since && a.priority > 0)
+        .collect()
+}
+
+/// Waits until `host` sent `n` adverts at or after `since`; returns the frames.
+pub fn wait_adverts(
+    cap: &Capture,
+    host: Host,
+    n: usize,
+    since: Duration,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Frame>> {
+    cap.wait_for(&format!("{n} adverts from {}", host.name()), timeout, |f| {
+        adverts_from(f, host, since).len() >= n
+    })
+}
+
+/// GARP times grouped into bursts: a gap of more than a second starts a new one.
+pub fn garp_bursts(times: &[Duration]) -> Vec<Vec<Duration>> {
+    let mut bursts: Vec<Vec<Duration>> = Vec::new();
+    for &t in times {
+        match bursts.last_mut() {
+            Some(burst) if t - burst[burst.len() - 1] <= Duration::from_secs(1) => burst.push(t),
+            _ => bursts.push(vec![t]),
+        }
+    }
+    bursts
 }
 
 #[cfg(test)]
