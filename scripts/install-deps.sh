@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # building the XDP program and libxdp/libbpf (xsk-rs use_cc_build)
-  clang llvm make gcc pkg-config m4 libelf-dev zlib1g-dev libbpf-dev
+  clang llvm make gcc g++ pkg-config m4 libelf-dev zlib1g-dev libbpf-dev
   linux-libc-dev gcc-multilib libpcap-dev
   # the lab: namespaces, captures, inspection
   iproute2 ethtool tcpdump bpftool iputils-ping curl python3 procps util-linux

@@ -14,10 +14,15 @@ scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== unit and property tests"
+cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets --locked -- -D warnings
+echo "== unit and property tests (the fuzz targets' properties too)"
 cargo test --workspace --locked --lib --bins
+cargo test --manifest-path fuzz/Cargo.toml --target-dir target --locked
+echo "== fuzzing, briefly (libFuzzer on the committed corpora)"
+scripts/fuzz.sh "${XDPLB_FUZZ_SECS:-10}"
 echo "== namespace integration tests (serial: a 2-core machine stays calmer)"
 cargo test --workspace --locked --test '*' -- --test-threads=1
 echo "== the .deb builds, installs, verifies and removes cleanly"

@@ -25,9 +25,10 @@ enum Command {
     /// Attaches the XDP steering program to the data-plane interface, starts
     /// one pinned worker per RX queue, adds the VIPs it owns and forwards
     /// their traffic to the real servers by MAC rewrite. SIGTERM or SIGINT
-    /// stop it cleanly (VIPs removed, program detached); SIGHUP is logged
-    /// and ignored until reload exists. Logs go to stderr; set XDPLB_LOG
-    /// (e.g. `debug`, `xdplb_control=trace`) for more.
+    /// stop it cleanly (VIPs removed, program detached); SIGHUP reloads the
+    /// file without losing a flow (see `xdplb reload`). Once started it keeps
+    /// only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF. Logs go to stderr; set
+    /// XDPLB_LOG (e.g. `debug`, `xdplb_control=trace`) for more.
     Run {
         /// The TOML configuration file.
         #[arg(short, long, value_name = "FILE")]
@@ -59,11 +60,24 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = control::status::DEFAULT_SOCKET)]
         socket: String,
     },
+    /// Re-read the running appliance's configuration file and apply it.
+    ///
+    /// The file is checked completely first; if anything is wrong, or it
+    /// changes what needs a restart ([dataplane], vrrp_instance, …), nothing
+    /// changes and the reason is printed (exit status 1). Otherwise weights,
+    /// real servers, services and health checks change without losing a
+    /// flow to a server that stays, and the changes are printed. Same as
+    /// SIGHUP to `xdplb run`, but with the answer.
+    Reload {
+        /// The control socket (`[control] socket`); `@NAME` is abstract.
+        #[arg(long, value_name = "PATH", default_value = control::status::DEFAULT_SOCKET)]
+        socket: String,
+    },
     /// Convert a keepalived.conf (with its includes) to xdplb's TOML.
     ///
     /// The TOML goes to stdout; every line that is not carried over is named
     /// on stderr as `FILE:LINE: keyword: reason` (lb_kind NAT/TUN, SSL_GET,
-    /// MISC_CHECK, persistence, …). Exit status 0: complete; 1: something that
+    /// MISC_CHECK, …). Exit status 0: complete; 1: something that
     /// changes behaviour was not carried; 2: the file could not be read.
     ImportKeepalived {
         /// keepalived.conf (includes are followed as keepalived does).
@@ -108,6 +122,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(file),
         Command::Realserver { action } => realserver(action),
         Command::Status { json, socket } => control::status::query(&socket, json)
+            .map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            })
+            .map_err(Into::into),
+        Command::Reload { socket } => control::status::reload(&socket)
             .map(|text| {
                 print!("{text}");
                 ExitCode::SUCCESS

@@ -539,3 +539,48 @@ fn a_second_instance_on_the_same_interface_is_refused_and_harmless() -> Result<(
     stop(lb)?;
     Ok(())
 }
+
+/// After start-up the control thread keeps CAP_NET_ADMIN, CAP_NET_RAW and
+/// CAP_BPF only, the workers none (bounding sets included), and the
+/// appliance still forwards, answers status and stops cleanly.
+#[test]
+fn capabilities_after_start_up_are_the_running_set() -> Result<()> {
+    // CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_BPF (39).
+    const RUNNING_SET: u64 = (1 << 12) | (1 << 13) | (1 << 39);
+    let lab = lab()?;
+    let mut lb = start_serving(&lab, [1, 1])?;
+    lb.wait_for_log("capabilities dropped to the running set", READY_TIMEOUT)?;
+    let pid = lb.pid().as_raw();
+    let mut threads = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let status = std::fs::read_to_string(task?.path().join("status"))?;
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).map(str::to_owned)
+        };
+        let name = field("Name:").context("Name:")?;
+        let eff = u64::from_str_radix(&field("CapEff:").context("CapEff:")?, 16)?;
+        let prm = u64::from_str_radix(&field("CapPrm:").context("CapPrm:")?, 16)?;
+        let bnd = u64::from_str_radix(&field("CapBnd:").context("CapBnd:")?, 16)?;
+        threads.insert(name, (eff, prm, bnd));
+    }
+    let main = threads.get("xdplb").with_context(|| format!("no main thread: {threads:x?}"))?;
+    assert_eq!(*main, (RUNNING_SET, RUNNING_SET, RUNNING_SET), "main thread: {threads:x?}");
+    let worker = threads.get("xdplb-q0").with_context(|| format!("no worker: {threads:x?}"))?;
+    assert_eq!(*worker, (0, 0, 0), "worker thread: {threads:x?}");
+    for (name, (eff, prm, _)) in &threads {
+        assert_eq!(eff & !RUNNING_SET, 0, "{name} has more than the running set: {threads:x?}");
+        assert_eq!(prm & !RUNNING_SET, 0, "{name} may regain more: {threads:x?}");
+    }
+    // What the running set is for still works.
+    let text = status(&lab)?;
+    assert!(text.contains("TCP  192.168.10.110:80 wrr"), "{text}");
+    let many = lab.http_get_many(Host::Pc, &lab.vip_url("/"), 10)?;
+    assert_eq!(many.failures, Vec::<String>::new());
+    stop(lb)?;
+    assert!(!lab.addresses(Host::Lb1, "eth0")?.contains(&lab.vip()), "VIP left on lb1's eth0");
+    Ok(())
+}
+
+fn status(lab: &Lab) -> Result<String> {
+    lab.exec(Host::Lb1, &[xdplb().display().to_string(), "status".to_owned()])
+}

@@ -2,7 +2,8 @@
 //! XDP sink in namespaces of their own, reference forwarders, and the
 //! comparison that runs them all against xdplb and reports ratios.
 
-pub mod bpf; // the three XDP programs, loading, and BPF_PROG_RUN (the crate's only unsafe)
+pub mod alloc_count; // counting global allocator for the hot-path allocation test
+pub mod bpf; // the three XDP programs, loading, and BPF_PROG_RUN (unsafe here and in alloc_count only)
 pub mod compare; // interleaved runs of every forwarder, latency at half rate
 pub mod cpu; // per-thread CPU time from /proc
 pub mod gen; // the live-frame traffic generator

@@ -27,7 +27,8 @@ use crate::garp::GarpSender;
 use crate::health::task::{HealthReport, Probe};
 use crate::health::{CheckerConfig, Transition as HealthTransition, UrlCheck};
 use crate::netlink::{self, Link, NeighbourEvent, NeighbourSetup, Netlink, VipPresence};
-use crate::publish::{build_snapshot, real_server_addresses, ServerKey};
+use crate::publish::{real_server_addresses, PublishState, ServerKey};
+use crate::reload::ReloadPlan;
 use crate::vrrp::runner::{Effect, Runner};
 use crate::vrrp::socket::VrrpSocket;
 
@@ -117,6 +118,81 @@ struct Running {
     /// Notify scripts, run one after another off the control loop.
     notifier: Option<(mpsc::UnboundedSender<String>, JoinHandle<()>)>,
     health_tasks: Vec<JoinHandle<()>>,
+    /// One probe task per checked real server.
+    checks: HashMap<ServerKey, JoinHandle<()>>,
+}
+
+/// What the control loop knows about real servers and VIPs; a reload
+/// carries all of it over for the servers that stay.
+#[derive(Default)]
+struct Plane {
+    macs: HashMap<Ipv4Addr, Mac>,
+    down: HashSet<ServerKey>,
+    /// Backend ids, quorum states, persistence templates.
+    state: PublishState,
+    health_last: HashMap<ServerKey, String>,
+    health_latency: HashMap<ServerKey, crate::status::HealthLatency>,
+    /// VIPs we hold now: the unconditional ones, and VRRP ones while master.
+    held: BTreeSet<Ipv4Addr>,
+    /// Real-server addresses whose neighbour events matter.
+    tracked: Vec<Ipv4Addr>,
+    generation: u64,
+    unresolved: Vec<Ipv4Addr>,
+    reload: crate::status::ReloadStatus,
+    started: Option<Instant>,
+}
+
+impl Plane {
+    /// Builds and publishes the snapshot for `config`; logs quorum changes
+    /// and queues their quorum_up/quorum_down commands.
+    fn publish(
+        &mut self,
+        config: &Config,
+        local_mac: Mac,
+        tables: &SharedSnapshot,
+        notifier: Option<&mpsc::UnboundedSender<String>>,
+    ) -> Result<(), DaemonError> {
+        self.generation += 1;
+        let (snapshot, events) =
+            self.state.build(config, &self.macs, &self.down, local_mac, self.generation)?;
+        log_unresolved(&snapshot, &mut self.unresolved);
+        tables.publish(snapshot);
+        for event in events {
+            let service = format!(
+                "{} {}:{}",
+                event.service.proto.name(),
+                event.service.vip,
+                event.service.port
+            );
+            match event.transition {
+                crate::quorum::Transition::Gained => tracing::info!(
+                    %service, live_weight = event.live_weight, threshold = event.threshold,
+                    "quorum gained"
+                ),
+                crate::quorum::Transition::Lost => tracing::warn!(
+                    %service, live_weight = event.live_weight, threshold = event.threshold,
+                    "quorum lost"
+                ),
+            }
+            if let (Some(command), Some(notifier)) = (event.command, notifier) {
+                let _ = notifier.send(command);
+            }
+        }
+        Ok(())
+    }
+
+    fn record_reload(&mut self, outcome: &Result<Vec<String>, String>) {
+        let at = match self.started {
+            Some(t) => format!("{:.1} s after start", t.elapsed().as_secs_f64()),
+            None => "at start".to_owned(),
+        };
+        match outcome {
+            Ok(_) => self.reload.succeeded += 1,
+            Err(_) => self.reload.failed += 1,
+        }
+        self.reload.last =
+            Some(crate::status::LastReload { at, error: outcome.as_ref().err().cloned() });
+    }
 }
 
 async fn async_run(config: Config) -> Result<(), DaemonError> {
@@ -139,8 +215,10 @@ async fn async_run(config: Config) -> Result<(), DaemonError> {
         vrrp_socket: None,
         notifier: None,
         health_tasks: Vec::new(),
+        checks: HashMap::new(),
     };
-    let outcome = serve(&config, &mut running).await;
+    let mut config = config;
+    let outcome = serve(&mut config, &mut running).await;
     let counters = shutdown(&config, &mut running).await;
     if let Some(line) = counters {
         eprintln!("xdplb: final counters: {line}");
@@ -148,7 +226,7 @@ async fn async_run(config: Config) -> Result<(), DaemonError> {
     outcome
 }
 
-async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError> {
+async fn serve(config: &mut Config, running: &mut Running) -> Result<(), DaemonError> {
     let interface = running.link.name.clone();
     let index = running.link.index;
     let vips = config.unconditional_vips();
@@ -195,7 +273,8 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         tracing::info!(%vip, interface, "removed a VRRP VIP left by an earlier xdplb run");
     }
 
-    let mut macs = HashMap::new();
+    let mut plane = Plane::default();
+    let macs = &mut plane.macs;
     for ip in real_server_addresses(config) {
         match running.netlink.ensure_managed_neighbour(index, ip).await {
             Ok(NeighbourSetup::Managed) => running.neighbours.push(ip),
@@ -208,18 +287,13 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             Err(e) => tracing::warn!(%ip, error = %e, "could not create a managed neighbour entry"),
         }
     }
-    refresh_macs(&running.netlink, index, config, &mut macs).await;
+    refresh_macs(&running.netlink, index, config, macs).await;
 
-    let mut down: HashSet<ServerKey> = HashSet::new();
-    let mut generation = 1;
-    let tables = Arc::new(SharedSnapshot::new(build_snapshot(
-        config,
-        &macs,
-        &down,
-        running.link.mac,
-        generation,
-    )?));
-    log_unresolved(&tables.load_full(), &mut Vec::new());
+    plane.started = Some(Instant::now());
+    // The notifier runs notify and quorum_up/quorum_down commands in order.
+    running.notifier = Some(spawn_notifier());
+    let tables = Arc::new(SharedSnapshot::new(Snapshot::default()));
+    plane.publish(config, running.link.mac, &tables, notifier_of(running))?;
 
     let dp = &config.dataplane;
     let xsk_config = XskConfig {
@@ -259,8 +333,8 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     }
     running.steering = Some(steering);
     // Only VIPs we hold are steered: VRRP VIPs join when we become master.
-    let mut held: BTreeSet<Ipv4Addr> = vips.iter().copied().collect();
-    steer_held(config, running, &held)?;
+    plane.held = vips.iter().copied().collect();
+    steer_held(config, running, &plane.held)?;
 
     for vip in to_add {
         running.netlink.add_vip(index, vip).await?;
@@ -268,9 +342,13 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         tracing::info!(%vip, interface, "VIP added");
     }
 
+    // The sender stays with the loop: a reload starts new checkers.
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthReport>();
-    running.health_tasks = spawn_health_checks(config, primary, &health_tx);
-    drop(health_tx);
+    for key in crate::reload::checks(config).into_keys() {
+        if let Some(task) = spawn_check(config, key, primary, &health_tx) {
+            running.checks.insert(key, task);
+        }
+    }
 
     let now = Instant::now();
     let subnet = existing
@@ -283,7 +361,6 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     if !running.runners.is_empty() {
         running.sender = Some(GarpSender::open(index)?);
         running.vrrp_socket = Some(VrrpSocket::open(&interface, index)?);
-        running.notifier = Some(spawn_notifier());
     }
     let (script_tx, mut script_rx) = mpsc::unbounded_channel::<(String, bool)>();
     let mut script_ok: HashMap<String, bool> = HashMap::new();
@@ -319,13 +396,14 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
     let mut sighup = signal(SignalKind::hangup())?;
     let mut refresh = tokio::time::interval(config.control.neighbour_refresh);
     let mut watchdog = tokio::time::interval(Duration::from_millis(250));
-    let mut unresolved = Vec::new();
-    let tracked = real_server_addresses(config);
+    plane.tracked = real_server_addresses(config);
     let mut packet = vec![0u8; 2048];
     let mut dataplane_problem: Option<Problem> = None;
-    let mut health_last: HashMap<ServerKey, String> = HashMap::new();
-    let socket_name = config.control.socket.as_deref().unwrap_or(crate::status::DEFAULT_SOCKET);
-    let control_socket = crate::status::listen(socket_name)?;
+    let socket_name =
+        config.control.socket.clone().unwrap_or_else(|| crate::status::DEFAULT_SOCKET.to_owned());
+    let control_socket = crate::status::listen(&socket_name)?;
+    // `xdplb reload` requests come back to the loop, which owns the state.
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<tokio::net::UnixStream>();
     tracing::info!(socket = socket_name, "control socket listening (xdplb status)");
     let (scrape_tx, mut scrapes) = mpsc::unbounded_channel::<crate::metrics::ReportRequest>();
     if let Some(listen) = config.metrics.listen {
@@ -336,8 +414,13 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
         tracing::info!(%listen, "Prometheus metrics on http://{listen}/metrics");
     }
     drop(scrape_tx);
+    // Everything that needs more than the running set is open by now.
+    match crate::privileges::drop_to_running_set() {
+        Ok(kept) => tracing::info!(kept = ?kept, "capabilities dropped to the running set"),
+        Err(e) => tracing::warn!("{e}; running with the capabilities it started with"),
+    }
     loop {
-        apply_effects(config, running, &mut held).await?;
+        apply_effects(config, running, &mut plane.held).await?;
         let deadline = running.runners.iter().filter_map(Runner::deadline).min();
         let sleep =
             tokio::time::sleep_until(deadline.map_or_else(
@@ -349,7 +432,19 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = sighup.recv() => {
-                tracing::warn!("SIGHUP: configuration reload is not implemented yet; ignoring it");
+                tracing::info!(file = config.file(), "SIGHUP: reloading the configuration");
+                let outcome =
+                    reload(config, running, &mut plane, &tables, &health_tx, primary).await;
+                plane.record_reload(&outcome);
+            }
+            Some(mut stream) = reload_rx.recv() => {
+                tracing::info!(file = config.file(), "xdplb reload: reloading the configuration");
+                let outcome =
+                    reload(config, running, &mut plane, &tables, &health_tx, primary).await;
+                plane.record_reload(&outcome);
+                tokio::spawn(async move {
+                    crate::status::answer_reload(&mut stream, &outcome).await;
+                });
             }
             Some((name, ok)) = script_rx.recv() => {
                 tracing::info!(script = %name, "vrrp_script {}", if ok { "succeeds" } else { "fails" });
@@ -369,25 +464,31 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
                     runner.on_timeout(now);
                 }
             }
-            report = health_rx.recv(), if !running.health_tasks.is_empty() => {
-                if let Some(report) = report {
+            Some(report) = health_rx.recv() => {
+                // A report from a checker a reload has just stopped is stale.
+                if running.checks.contains_key(&report.key) {
                     let last = match &report.result.outcome {
                         Ok(()) => format!("ok in {:?}", report.result.latency),
                         Err(why) => format!("failed: {why}"),
                     };
-                    health_last.insert(report.key, last);
-                    changed = apply_health(config, &mut down, &report);
+                    plane.health_last.insert(report.key, last);
+                    plane
+                        .health_latency
+                        .entry(report.key)
+                        .or_default()
+                        .record(report.result.latency, report.result.outcome.is_ok());
+                    changed = apply_health(config, &mut plane.down, &report);
                 }
             }
             event = events.next() => match event {
-                Some(NeighbourEvent::Changed(n)) if tracked.contains(&n.ip) => {
-                    changed = update_mac(&mut macs, n.ip, n.usable_mac());
+                Some(NeighbourEvent::Changed(n)) if plane.tracked.contains(&n.ip) => {
+                    changed = update_mac(&mut plane.macs, n.ip, n.usable_mac());
                 }
-                Some(NeighbourEvent::Removed(ip)) if tracked.contains(&ip) => {
-                    changed = update_mac(&mut macs, ip, None);
+                Some(NeighbourEvent::Removed(ip)) if plane.tracked.contains(&ip) => {
+                    changed = update_mac(&mut plane.macs, ip, None);
                 }
                 Some(NeighbourEvent::Overrun) => {
-                    changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
+                    changed = refresh_macs(&running.netlink, index, config, &mut plane.macs).await;
                 }
                 Some(_) => {}
                 None => {
@@ -396,18 +497,25 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
                 }
             },
             _ = refresh.tick() => {
-                changed = refresh_macs(&running.netlink, index, config, &mut macs).await;
+                changed = refresh_macs(&running.netlink, index, config, &mut plane.macs).await;
             }
             Some(reply) = scrapes.recv() => {
-                let _ = reply.send(build_report(config, running, &tables.load_full(), &down, &health_last, &held));
+                let _ = reply.send(build_report(config, running, &tables.load_full(), &plane));
             }
             accepted = control_socket.accept() => {
                 if let Ok((mut stream, _)) = accepted {
-                    let status = build_report(config, running, &tables.load_full(), &down, &health_last, &held);
+                    let status = build_report(config, running, &tables.load_full(), &plane);
+                    let reloads = reload_tx.clone();
                     // Reading the request may take a while: never on the control loop.
                     tokio::spawn(async move {
-                        if let Some(request) = crate::status::read_request(&mut stream).await {
-                            crate::status::answer(&mut stream, request, &status).await;
+                        match crate::status::read_request(&mut stream).await {
+                            Some(crate::status::Request::Reload) => {
+                                let _ = reloads.send(stream);
+                            }
+                            Some(request) => {
+                                crate::status::answer(&mut stream, request, &status).await;
+                            }
+                            None => {}
                         }
                     });
                 }
@@ -441,10 +549,7 @@ async fn serve(config: &Config, running: &mut Running) -> Result<(), DaemonError
             }
         }
         if changed {
-            generation += 1;
-            let snapshot = build_snapshot(config, &macs, &down, running.link.mac, generation)?;
-            log_unresolved(&snapshot, &mut unresolved);
-            tables.publish(snapshot);
+            plane.publish(config, running.link.mac, &tables, notifier_of(running))?;
         }
     }
 }
@@ -651,120 +756,310 @@ async fn forwarding_problem(
     None
 }
 
-fn spawn_health_checks(
+/// Starts the probe task of one checked real server of `config`.
+fn spawn_check(
     config: &Config,
+    key: ServerKey,
     source: Ipv4Addr,
     reports: &mpsc::UnboundedSender<HealthReport>,
-) -> Vec<JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    for (si, vs) in config.virtual_servers.iter().enumerate() {
-        for (ri, rs) in vs.real_servers.iter().enumerate() {
-            let (probe, port, checker, bind) = if let Some(http) = &rs.http_get {
-                let urls = http
-                    .urls
-                    .iter()
-                    .map(|u| UrlCheck {
-                        path: u.path.clone(),
-                        status_code: Some(u.status_code),
-                        digest: u.digest.clone(),
-                    })
-                    .collect();
-                let checker = CheckerConfig {
-                    delay_loop: vs.delay_loop,
-                    retry: http.retry,
-                    delay_before_retry: http.delay_before_retry,
-                    alpha: false,
+) -> Option<JoinHandle<()>> {
+    let (vs, rs) = find_server(config, &key)?;
+    let (probe, port, checker, bind) = if let Some(http) = &rs.http_get {
+        let urls = http
+            .urls
+            .iter()
+            .map(|u| UrlCheck {
+                path: u.path.clone(),
+                status_code: Some(u.status_code),
+                digest: u.digest.clone(),
+            })
+            .collect();
+        let checker = CheckerConfig {
+            delay_loop: vs.delay_loop,
+            retry: http.retry,
+            delay_before_retry: http.delay_before_retry,
+            alpha: false,
+        };
+        (
+            Probe::Http { urls, timeout: http.connect_timeout },
+            http.connect_port,
+            checker,
+            http.bindto,
+        )
+    } else {
+        let tcp = rs.tcp_check.as_ref()?;
+        let checker = CheckerConfig {
+            delay_loop: vs.delay_loop,
+            retry: tcp.retry,
+            delay_before_retry: tcp.delay_before_retry,
+            alpha: false,
+        };
+        (Probe::Tcp { timeout: tcp.connect_timeout }, tcp.connect_port, checker, tcp.bindto)
+    };
+    let target = SocketAddr::from((rs.ip, port));
+    Some(tokio::spawn(crate::health::task::run(
+        key,
+        target,
+        Some(bind.unwrap_or(source)),
+        probe,
+        checker,
+        reports.clone(),
+    )))
+}
+
+/// The configured server a key stands for.
+fn find_server<'a>(
+    config: &'a Config,
+    key: &ServerKey,
+) -> Option<(&'a config::VirtualServer, &'a config::RealServer)> {
+    let vs = config.virtual_servers.iter().find(|vs| vs.key() == key.service)?;
+    let rs = vs.real_servers.iter().find(|rs| rs.ip == key.ip && rs.port == key.port)?;
+    Some((vs, rs))
+}
+
+/// Loads the configuration file again and applies it without a restart.
+/// Everything that can fail without side effects (reading, validation,
+/// live checks, what needs a restart, VIP clashes, the snapshot) is checked
+/// before anything changes: a refused reload leaves the running state as it
+/// was. Returns the changes made, one line each, or why nothing changed.
+async fn reload(
+    config: &mut Config,
+    running: &mut Running,
+    plane: &mut Plane,
+    tables: &SharedSnapshot,
+    health_tx: &mpsc::UnboundedSender<HealthReport>,
+    primary: Ipv4Addr,
+) -> Result<Vec<String>, String> {
+    let refused = |why: String| {
+        tracing::error!("reload refused, the running configuration is unchanged: {why}");
+        crate::service::status(&format!("serving; last reload refused: {why}"));
+        Err(why)
+    };
+    let path = std::path::PathBuf::from(config.file());
+    let new = match config::load(&path) {
+        Ok(new) => new,
+        Err(e) => return refused(e.to_string()),
+    };
+    if let Err(e) = refuse_unsupported(&new) {
+        return refused(e.to_string());
+    }
+    match config::live::InterfaceFacts::from_system() {
+        Ok(facts) => {
+            if let Err(e) = config::live::check(&new, &facts).and_then(|r| r.require_complete()) {
+                return refused(e.to_string());
+            }
+        }
+        Err(e) => return refused(format!("listing interfaces: {e}")),
+    }
+    let restart = crate::reload::restart_required(config, &new);
+    if !restart.is_empty() {
+        return refused(format!("needs a restart: {}", restart.join("; ")));
+    }
+    let plan = ReloadPlan::new(config, &new);
+    let index = running.link.index;
+    let existing = match running.netlink.ipv4_addresses(index).await {
+        Ok(existing) => existing,
+        Err(e) => return refused(format!("reading {}'s addresses: {e}", running.link.name)),
+    };
+    let mut adopt = Vec::new();
+    for &vip in &plan.vips_added {
+        match netlink::classify_vip(&existing, vip) {
+            VipPresence::Absent => {}
+            VipPresence::OursLeftover => adopt.push(vip),
+            VipPresence::Operators { prefix_len, proto } => {
+                let e = DaemonError::VipClash {
+                    vip,
+                    interface: running.link.name.clone(),
+                    prefix_len,
+                    proto,
                 };
-                (
-                    Probe::Http { urls, timeout: http.connect_timeout },
-                    http.connect_port,
-                    checker,
-                    http.bindto,
-                )
-            } else if let Some(tcp) = &rs.tcp_check {
-                let checker = CheckerConfig {
-                    delay_loop: vs.delay_loop,
-                    retry: tcp.retry,
-                    delay_before_retry: tcp.delay_before_retry,
-                    alpha: false,
-                };
-                (Probe::Tcp { timeout: tcp.connect_timeout }, tcp.connect_port, checker, tcp.bindto)
-            } else {
-                continue;
-            };
-            let target = SocketAddr::from((rs.ip, port));
-            tasks.push(tokio::spawn(crate::health::task::run(
-                (si, ri),
-                target,
-                Some(bind.unwrap_or(source)),
-                probe,
-                checker,
-                reports.clone(),
-            )));
+                return refused(e.to_string());
+            }
         }
     }
-    tasks
+    let mut trial = plane.state.clone();
+    if let Err(e) = trial.build(&new, &plane.macs, &plane.down, running.link.mac, 0) {
+        return refused(e.to_string());
+    }
+
+    // Applying. New real servers' neighbours first, so that the snapshot
+    // that brings them has their MACs where the kernel knows them already.
+    for &ip in &plan.neighbours_added {
+        match running.netlink.ensure_managed_neighbour(index, ip).await {
+            Ok(NeighbourSetup::Managed) => running.neighbours.push(ip),
+            Ok(NeighbourSetup::Static(n)) => {
+                if let Some(mac) = n.usable_mac() {
+                    plane.macs.insert(ip, mac);
+                }
+            }
+            Err(e) => tracing::warn!(%ip, error = %e, "could not create a managed neighbour entry"),
+        }
+    }
+    refresh_macs(&running.netlink, index, &new, &mut plane.macs).await;
+    for &key in &plan.checks_stopped {
+        if let Some(task) = running.checks.remove(&key) {
+            task.abort();
+        }
+        plane.down.remove(&key);
+        plane.health_last.remove(&key);
+        plane.health_latency.remove(&key);
+    }
+    *config = new;
+    plane.tracked = real_server_addresses(config);
+    let published = plane.publish(config, running.link.mac, tables, notifier_of(running));
+    for &vip in &plan.vips_added {
+        if adopt.contains(&vip) {
+            tracing::info!(%vip, "adopting a VIP left by an earlier xdplb run");
+        } else if let Err(e) = running.netlink.add_vip(index, vip).await {
+            tracing::error!(%vip, error = %e, "reload: could not add the VIP");
+            continue;
+        } else {
+            tracing::info!(%vip, "VIP added");
+        }
+        running.vips.push(vip);
+        plane.held.insert(vip);
+    }
+    for vip in &plan.vips_removed {
+        plane.held.remove(vip);
+    }
+    let steered = steer_held(config, running, &plane.held);
+    for &vip in &plan.vips_removed {
+        match running.netlink.remove_address(index, vip, 32).await {
+            Ok(()) => tracing::info!(%vip, "VIP removed"),
+            Err(e) => tracing::error!(%vip, error = %e, "reload: could not remove the VIP"),
+        }
+        running.vips.retain(|v| *v != vip);
+    }
+    for &ip in &plan.neighbours_removed {
+        plane.macs.remove(&ip);
+        if running.neighbours.contains(&ip) {
+            if let Err(e) = running.netlink.remove_managed_neighbour(index, ip).await {
+                tracing::warn!(%ip, error = %e, "could not remove our neighbour entry");
+            }
+            running.neighbours.retain(|n| *n != ip);
+        }
+    }
+    for &key in &plan.checks_started {
+        if let Some(task) = spawn_check(config, key, primary, health_tx) {
+            running.checks.insert(key, task);
+        }
+    }
+    if let Err(e) = published.map_err(|e| e.to_string()).and(steered.map_err(|e| e.to_string())) {
+        tracing::error!("reload applied only in part: {e}");
+        return Err(format!("applied only in part: {e}"));
+    }
+    if plan.summary.is_empty() {
+        tracing::info!("reload: configuration applied (no service or weight changed)");
+    }
+    for line in &plan.summary {
+        tracing::info!("reload: {line}");
+    }
+    crate::service::status("serving; configuration reloaded");
+    Ok(plan.summary)
 }
 
 /// What `xdplb status` shows, from the daemon's current state.
+/// The kernel's AF_XDP socket statistics, summed over the workers.
+fn socket_totals(workers: &[WorkerHandle]) -> dataplane::worker::SocketStats {
+    workers.iter().map(WorkerHandle::socket_stats).fold(Default::default(), |t, s| {
+        dataplane::worker::SocketStats {
+            rx_dropped: t.rx_dropped + s.rx_dropped,
+            rx_ring_full: t.rx_ring_full + s.rx_ring_full,
+            rx_invalid: t.rx_invalid + s.rx_invalid,
+            tx_invalid: t.tx_invalid + s.tx_invalid,
+        }
+    })
+}
+
+fn notifier_of(running: &Running) -> Option<&mpsc::UnboundedSender<String>> {
+    running.notifier.as_ref().map(|(tx, _)| tx)
+}
+
 fn build_report(
     config: &Config,
     running: &Running,
     snapshot: &Snapshot,
-    down: &HashSet<ServerKey>,
-    health_last: &HashMap<ServerKey, String>,
-    held: &BTreeSet<Ipv4Addr>,
+    plane: &Plane,
 ) -> crate::status::StatusReport {
-    use crate::status::{RealServerStatus, ServiceStatus, StatusReport, VrrpStatus};
-    let mut flows: HashMap<dataplane::tables::BackendId, (u64, u64)> = HashMap::new();
+    use crate::status::{RealServerStatus, ServiceStatus, StatusReport, VrrpStatus, WorkerStatus};
+    use dataplane::tables::BackendId;
+    let mut flows: HashMap<BackendId, (u64, u64)> = HashMap::new();
+    let mut traffic: HashMap<BackendId, (u64, u64)> = HashMap::new();
     let mut workers = CounterView::default();
-    for worker in &running.workers {
+    let mut worker_stats = Vec::new();
+    for (i, worker) in running.workers.iter().enumerate() {
         workers = workers.sum(worker.counters());
         for b in worker.census().iter() {
             let entry = flows.entry(b.backend).or_default();
             entry.0 += u64::from(b.active);
             entry.1 += u64::from(b.inactive);
         }
+        for t in worker.backend_traffic() {
+            let entry = traffic.entry(t.backend).or_default();
+            entry.0 += t.packets;
+            entry.1 += t.bytes;
+        }
+        let (busy, total) = worker.busy();
+        worker_stats.push(WorkerStatus {
+            queue: worker.queue(),
+            core: config.dataplane.cores.as_ref().and_then(|c| c.get(i % c.len().max(1))).copied(),
+            busy_seconds: busy.as_secs_f64(),
+            total_seconds: total.as_secs_f64(),
+        });
     }
-    let mut next_id = 0u32;
+    // One line of `ipvsadm -Ln` for a server of ours.
+    let line = |key: &ServerKey, configured_weight: u32, checked: bool| -> RealServerStatus {
+        let id = plane.state.ids.get(key);
+        let backend = id.and_then(|id| snapshot.backend(id));
+        let (active_conn, inact_conn) =
+            id.and_then(|id| flows.get(&id).copied()).unwrap_or_default();
+        let (packets, bytes) = id.and_then(|id| traffic.get(&id).copied()).unwrap_or_default();
+        RealServerStatus {
+            address: key.ip.to_string(),
+            port: key.port,
+            configured_weight,
+            weight: backend.map(|b| b.schedulable_weight()),
+            mac: backend.and_then(|b| b.mac).map(fmt_mac),
+            active_conn,
+            inact_conn,
+            health: match (checked, plane.down.contains(key)) {
+                (false, _) => "unchecked",
+                (true, true) => "down",
+                (true, false) => "up",
+            }
+            .to_owned(),
+            last_check: plane.health_last.get(key).cloned(),
+            packets,
+            bytes,
+            health_latency: plane.health_latency.get(key).cloned().unwrap_or_default(),
+        }
+    };
     let services = config
         .virtual_servers
         .iter()
-        .enumerate()
-        .map(|(si, vs)| ServiceStatus {
-            protocol: vs.protocol.name().to_owned(),
-            vip: vs.vip.to_string(),
-            port: vs.port,
-            scheduler: config::sched_name(vs.lvs_sched).to_owned(),
-            active: held.contains(&vs.vip),
-            real_servers: vs
-                .real_servers
-                .iter()
-                .enumerate()
-                .map(|(ri, rs)| {
-                    let id = dataplane::tables::BackendId(next_id);
-                    next_id += 1;
-                    let backend = snapshot.backend(id);
-                    let (active_conn, inact_conn) = flows.get(&id).copied().unwrap_or_default();
-                    let checked = rs.http_get.is_some() || rs.tcp_check.is_some();
-                    RealServerStatus {
-                        address: rs.ip.to_string(),
-                        port: rs.port,
-                        configured_weight: rs.weight,
-                        weight: backend.map(|b| b.schedulable_weight()),
-                        mac: backend.and_then(|b| b.mac).map(fmt_mac),
-                        active_conn,
-                        inact_conn,
-                        health: match (checked, down.contains(&(si, ri))) {
-                            (false, _) => "unchecked",
-                            (true, true) => "down",
-                            (true, false) => "up",
-                        }
-                        .to_owned(),
-                        last_check: health_last.get(&(si, ri)).cloned(),
-                    }
-                })
-                .collect(),
+        .map(|vs| {
+            let mut service = ServiceStatus {
+                protocol: vs.protocol.name().to_owned(),
+                vip: vs.vip.to_string(),
+                port: vs.port,
+                scheduler: config::sched_name(vs.lvs_sched).to_owned(),
+                active: plane.held.contains(&vs.vip),
+                real_servers: vs
+                    .real_servers
+                    .iter()
+                    .map(|rs| {
+                        let checked = rs.http_get.is_some() || rs.tcp_check.is_some();
+                        line(&ServerKey::of(vs, rs), rs.weight, checked)
+                    })
+                    .collect(),
+                sorry_server: ServerKey::sorry_of(vs).map(|k| line(&k, 1, false)),
+                ..Default::default()
+            };
+            if let Some(decision) = plane.state.quorum(&vs.key()) {
+                service.set_quorum(vs, decision);
+            }
+            service.fill_totals();
+            service
         })
         .collect();
     let vrrp = running
@@ -786,6 +1081,12 @@ fn build_report(
         );
     }
     counters.extend(workers.named().map(|(name, value)| (format!("worker.{name}"), value)));
+    counters.extend(
+        socket_totals(&running.workers)
+            .named()
+            .iter()
+            .map(|(name, value)| (format!("xsk.{name}"), *value)),
+    );
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         interface: running.link.name.clone(),
@@ -795,13 +1096,14 @@ fn build_report(
         services,
         vrrp,
         counters,
+        worker_stats,
+        reload: plane.reload.clone(),
     }
 }
 
 /// Takes a probe report; returns whether the snapshot must change.
 fn apply_health(config: &Config, down: &mut HashSet<ServerKey>, report: &HealthReport) -> bool {
-    let (si, ri) = report.key;
-    let Some(rs) = config.virtual_servers.get(si).and_then(|vs| vs.real_servers.get(ri)) else {
+    let Some((_, rs)) = find_server(config, &report.key) else {
         return false;
     };
     match (report.transition, &report.result.outcome) {
@@ -975,6 +1277,9 @@ async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
     for task in std::mem::take(&mut running.health_tasks) {
         task.abort();
     }
+    for (_, task) in std::mem::take(&mut running.checks) {
+        task.abort();
+    }
     let now = Instant::now();
     for runner in &mut running.runners {
         runner.shutdown(now);
@@ -998,13 +1303,15 @@ async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
         }
     }
     running.stop.store(true, Ordering::Relaxed);
-    let mut worker_totals = CounterView::default();
-    for handle in std::mem::take(&mut running.workers) {
-        worker_totals = worker_totals.sum(handle.counters());
+    let mut workers = std::mem::take(&mut running.workers);
+    for handle in &mut workers {
         if let Err(e) = handle.join() {
             tracing::error!("{e}");
         }
     }
+    // Read after the join: a worker publishes its last batch on the way out.
+    let worker_totals = workers.iter().fold(CounterView::default(), |t, w| t.sum(w.counters()));
+    let socket_totals = socket_totals(&workers);
     let steer_totals = running.steering.as_ref().map(|s| s.counters());
     if running.steering.take().is_some() {
         tracing::info!("XDP steering program detached");
@@ -1026,6 +1333,7 @@ async fn shutdown(config: &Config, running: &mut Running) -> Option<String> {
         .map(|s| format!("steer.{}={}", s.name(), steer_totals[*s as usize]))
         .collect();
     fields.extend(worker_totals.named().map(|(name, value)| format!("worker.{name}={value}")));
+    fields.extend(socket_totals.named().iter().map(|(name, value)| format!("xsk.{name}={value}")));
     let mut vrrp = crate::vrrp::runner::RunnerCounters::default();
     for runner in &running.runners {
         let c = runner.counters();

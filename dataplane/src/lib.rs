@@ -5,6 +5,7 @@
 //! modules that touch the kernel come after them.
 
 // Pure: what a frame is, what happens to it, and the state that decides it.
+pub mod affinity; // persistence templates shared lock-free by all workers
 pub mod counters; // per-worker counters on their own cache lines, summed by control
 pub mod flow; // bounded per-worker flow table with IPVS-like idle timeouts
 pub mod pipeline; // frame → verdict → rewritten frame, without I/O

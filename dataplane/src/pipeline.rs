@@ -1,11 +1,16 @@
 //! The decision for one frame, without I/O: parse, find the service, follow
-//! or create the flow, choose a real server, rewrite the Ethernet addresses.
-//! Only the MACs change; IP and L4 bytes leave exactly as they came.
+//! or create the flow, choose a real server (through the client's
+//! persistence template when the service has one), rewrite the Ethernet
+//! addresses. Only the MACs change; IP and L4 bytes leave exactly as they came.
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::affinity::{AffinityTable, Claim, MAX_TIMEOUT_SECS};
 use crate::counters::LocalCounters;
 use crate::flow::{FlowKey, FlowState, FlowTable, Timeouts};
 use crate::sched::Scheduler;
-use crate::tables::{BackendId, L4Proto, Mac, ServiceKey, Snapshot};
+use crate::tables::{BackendId, L4Proto, Mac, Persistence, ServiceKey, Snapshot};
 use crate::verdict::{DropReason, ForwardKind, Verdict};
 use crate::wire::{
     ports, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, TcpHeader, UdpHeader, WireError,
@@ -21,13 +26,33 @@ struct ServiceSched {
     scheduler: Scheduler,
 }
 
-/// A worker's private decision state: its flow table and schedulers.
+impl ServiceSched {
+    /// Whether `id` is one of this service's servers and may take a new flow.
+    fn takes_new_flows(&self, id: BackendId) -> bool {
+        self.members.iter().zip(&self.weights).any(|(m, w)| *m == id && *w > 0)
+    }
+
+    /// The scheduler's pick for a new flow.
+    fn pick(&mut self) -> Result<BackendId, DropReason> {
+        let member = self.scheduler.next().ok_or(DropReason::NoRealServer)?;
+        self.members.get(member).copied().ok_or(DropReason::NoRealServer)
+    }
+}
+
+/// A worker's private decision state: its flow table and schedulers. The
+/// persistence templates are not private: they live in the snapshot's
+/// shared [`AffinityTable`]s.
 #[derive(Debug)]
 pub struct Pipeline {
     flows: FlowTable,
     /// One per service, in the order of `Snapshot::services()`.
     scheds: Vec<ServiceSched>,
     generation: Option<u64>,
+    /// The persistence tables of the services of the snapshot last synced,
+    /// each once, for [`Pipeline::expire`] to sweep.
+    affinity: Vec<Arc<AffinityTable>>,
+    /// The real server of the frame `process` last forwarded.
+    last_backend: Option<BackendId>,
 }
 
 /// What a frame is, once parsed far enough to decide.
@@ -49,7 +74,16 @@ impl Pipeline {
             flows: FlowTable::new(flow_capacity, timeouts, hash_seed),
             scheds: Vec::new(),
             generation: None,
+            affinity: Vec::new(),
+            last_backend: None,
         }
+    }
+
+    /// The real server the last frame given to [`Pipeline::process`] was
+    /// forwarded to; `None` if it was dropped. Lets the worker count traffic
+    /// per real server without widening [`Verdict`].
+    pub fn last_backend(&self) -> Option<BackendId> {
+        self.last_backend
     }
 
     /// The flow table (for status and tests).
@@ -65,6 +99,12 @@ impl Pipeline {
             return;
         }
         self.generation = Some(snapshot.generation);
+        self.affinity.clear();
+        for p in snapshot.services().iter().filter_map(|s| s.persistence.as_ref()) {
+            if !self.affinity.iter().any(|t| Arc::ptr_eq(t, &p.table)) {
+                self.affinity.push(Arc::clone(&p.table));
+            }
+        }
         let mut old = std::mem::take(&mut self.scheds);
         for service in snapshot.services() {
             let weights: Vec<u32> = service
@@ -96,8 +136,13 @@ impl Pipeline {
         }
     }
 
-    /// Expires up to `max_slots` flow-table slots' worth of idle flows.
+    /// Expires up to `max_slots` flow-table slots' worth of idle flows, and
+    /// sweeps as many slots of each persistence table (see
+    /// [`AffinityTable::sweep`]). Returns the flows expired.
     pub fn expire(&mut self, now: u32, max_slots: usize) -> usize {
+        for table in &self.affinity {
+            table.sweep(now, max_slots);
+        }
         self.flows.expire(now, max_slots)
     }
 
@@ -110,11 +155,13 @@ impl Pipeline {
         now: u32,
         counters: &mut LocalCounters,
     ) -> Verdict {
+        self.last_backend = None;
         match self.decide(snapshot, frame, now, counters) {
-            Ok((kind, mac)) => match EthernetFrame::new_checked(frame) {
+            Ok((kind, mac, backend)) => match EthernetFrame::new_checked(frame) {
                 Ok(mut eth) => {
                     eth.set_dst(mac);
                     eth.set_src(snapshot.local_mac);
+                    self.last_backend = Some(backend);
                     Verdict::Forward(kind)
                 }
                 Err(_) => Verdict::Drop(DropReason::Truncated),
@@ -129,15 +176,15 @@ impl Pipeline {
         frame: &[u8],
         now: u32,
         counters: &mut LocalCounters,
-    ) -> Result<(ForwardKind, Mac), DropReason> {
+    ) -> Result<(ForwardKind, Mac, BackendId), DropReason> {
         match parse(frame, counters)? {
             Parsed::IcmpError { key } => {
                 let flow = self.flows.lookup(&key, now).ok_or(DropReason::IcmpNoFlow)?;
                 let backend = snapshot.backend(flow.backend).ok_or(DropReason::IcmpNoFlow)?;
                 let mac = backend.mac.ok_or(DropReason::NoMac)?;
-                Ok((ForwardKind::IcmpError, mac))
+                Ok((ForwardKind::IcmpError, mac, backend.id))
             }
-            Parsed::Flow { key, tcp } => self.forward_flow(snapshot, key, tcp, now),
+            Parsed::Flow { key, tcp } => self.forward_flow(snapshot, key, tcp, now, counters),
         }
     }
 
@@ -147,9 +194,15 @@ impl Pipeline {
         key: FlowKey,
         tcp: Option<TcpSegmentInfo>,
         now: u32,
-    ) -> Result<(ForwardKind, Mac), DropReason> {
+        counters: &mut LocalCounters,
+    ) -> Result<(ForwardKind, Mac, BackendId), DropReason> {
         let service_key = ServiceKey { vip: key.dst, port: key.dst_port, proto: key.proto };
         let service = snapshot.service_index(&service_key).ok_or(DropReason::NoService)?;
+        let persistence = snapshot
+            .services()
+            .get(service)
+            .and_then(|s| s.persistence.as_ref())
+            .filter(|p| p.timeout_secs > 0);
 
         if let Some(flow) = self.flows.lookup(&key, now) {
             let reopened = tcp.is_some_and(|t| t.syn && flow.state.reopens_on_syn());
@@ -163,14 +216,19 @@ impl Pipeline {
                         flow.state = flow.state.after_tcp_segment(t.fin_or_rst);
                     }
                     let mac = backend.mac.ok_or(DropReason::NoMac)?;
-                    return Ok((ForwardKind::Established, mac));
+                    if let (Some(p), Some(sched)) = (persistence, self.scheds.get(service)) {
+                        keep_template_alive(p, sched, key.src, flow.backend, now);
+                    }
+                    return Ok((ForwardKind::Established, mac, flow.backend));
                 }
             }
         }
 
         let sched = self.scheds.get_mut(service).ok_or(DropReason::NoService)?;
-        let member = sched.scheduler.next().ok_or(DropReason::NoRealServer)?;
-        let id = *sched.members.get(member).ok_or(DropReason::NoRealServer)?;
+        let id = match persistence {
+            None => sched.pick()?,
+            Some(p) => pick_persistent(p, sched, key.src, now, counters)?,
+        };
         let mac = snapshot.backend(id).and_then(|b| b.mac).ok_or(DropReason::NoRealServer)?;
         let (state, kind) = match tcp {
             None => (FlowState::Udp, ForwardKind::NewFlow),
@@ -181,7 +239,90 @@ impl Pipeline {
             }
         };
         self.flows.insert(key, id, state, now).map_err(|_| DropReason::FlowTableFull)?;
-        Ok((kind, mac))
+        Ok((kind, mac, id))
+    }
+}
+
+/// The real server for a new flow of a persistent service, as IPVS's
+/// `ip_vs_sched_persist`: the client's live template if its server can still
+/// take new flows, else the scheduler's pick, recorded as the template.
+///
+/// A template whose server can take no new flow (weight 0, no MAC, gone from
+/// the service) is rescheduled and overwritten at once: IPVS does this only
+/// with `expire_quiescent_template = 1` (by default it keeps sending the
+/// client to a quiesced server). We choose it because an inhibited server
+/// here is one a health check failed, and because a worker with a weight-0
+/// server has nothing better to offer the client.
+///
+/// Each new connection renews the template to the full timeout, as IPVS
+/// does when it attaches a connection to its template; the renewal is
+/// written at most once a second (the clock's resolution).
+fn pick_persistent(
+    p: &Persistence,
+    sched: &mut ServiceSched,
+    client: Ipv4Addr,
+    now: u32,
+    counters: &mut LocalCounters,
+) -> Result<BackendId, DropReason> {
+    let client = p.client_key(client);
+    let timeout = p.timeout_secs.min(MAX_TIMEOUT_SECS);
+    let found = p.table.lookup(client, now);
+    if let Some(template) = found.filter(|t| sched.takes_new_flows(t.backend)) {
+        if template.remaining_secs < timeout {
+            p.table.extend(&template, now, timeout);
+        }
+        counters.add_persistence_hit();
+        return Ok(template.backend);
+    }
+    let mut replace = found.map(|t| t.backend);
+    let picked = sched.pick()?;
+    if replace.is_some() {
+        counters.add_persistence_rescheduled();
+    }
+    // A second round only when another worker wrote, in between, a
+    // template this worker cannot use (its snapshot differs): replace it.
+    for _ in 0..2 {
+        match p.table.insert(client, picked, now, timeout, replace) {
+            Ok(Claim::Recorded) => return Ok(picked),
+            // Another worker scheduled this client first: follow it, so
+            // that all workers agree on the client's server.
+            Ok(Claim::Taken(other)) if sched.takes_new_flows(other) => return Ok(other),
+            Ok(Claim::Taken(other)) => replace = Some(other),
+            Err(_) => break,
+        }
+    }
+    counters.add_persistence_table_full();
+    Ok(picked)
+}
+
+/// IPVS keeps a template while connections it controls live. Approximated
+/// from established packets: a template still naming the flow's server is
+/// renewed once less than half its timeout is left (so the shared table is
+/// written rarely), and a client whose template expired anyway (its flow
+/// was quiet for more than half the timeout) gets it back while the flow's
+/// server can take new flows. A template naming another server (the client
+/// was rescheduled) is left alone. After the client's last packet, its
+/// template thus lives between half and all of the timeout (IPVS: the
+/// connection's own idle timeout, then the full persistence timeout).
+fn keep_template_alive(
+    p: &Persistence,
+    sched: &ServiceSched,
+    client: Ipv4Addr,
+    backend: BackendId,
+    now: u32,
+) {
+    let client = p.client_key(client);
+    let timeout = p.timeout_secs.min(MAX_TIMEOUT_SECS);
+    match p.table.lookup(client, now) {
+        Some(t) if t.backend == backend && u64::from(t.remaining_secs) * 2 < u64::from(timeout) => {
+            p.table.extend(&t, now, timeout);
+        }
+        Some(_) => {}
+        None if sched.takes_new_flows(backend) => {
+            // Full table or a lost race: the next packet tries again.
+            let _ = p.table.insert(client, backend, now, timeout, None);
+        }
+        None => {}
     }
 }
 
@@ -211,7 +352,7 @@ fn parse(frame: &[u8], counters: &mut LocalCounters) -> Result<Parsed, DropReaso
     }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     match ip.protocol() {
-        1 => parse_icmp_error(ip.payload()),
+        1 => parse_icmp_error(ip.payload(), dst),
         protocol => {
             let proto = L4Proto::from_ip_protocol(protocol).ok_or(DropReason::NoService)?;
             let (src_port, dst_port, tcp) = match proto {
@@ -233,8 +374,11 @@ fn parse(frame: &[u8], counters: &mut LocalCounters) -> Result<Parsed, DropReaso
 }
 
 /// An ICMP error to a VIP quotes a datagram a real server sent from the
-/// VIP to a client; the flow it belongs to is that datagram reversed.
-fn parse_icmp_error(icmp: &[u8]) -> Result<Parsed, DropReason> {
+/// VIP to a client; the flow it belongs to is that datagram reversed. One
+/// addressed anywhere but to the VIP the quote left from is not about a
+/// flow of ours (the XDP program only steers VIP traffic here, so this is
+/// a second line of defence, found by fuzzing).
+fn parse_icmp_error(icmp: &[u8], outer_dst: Ipv4Addr) -> Result<Parsed, DropReason> {
     let icmp = IcmpPacket::new_checked(icmp).map_err(wire_drop)?;
     if !icmp.is_error() {
         return Err(DropReason::IcmpUnsupported);
@@ -242,6 +386,9 @@ fn parse_icmp_error(icmp: &[u8]) -> Result<Parsed, DropReason> {
     let quoted = icmp.quoted_ipv4().map_err(|_| DropReason::IcmpUnsupported)?;
     let proto = L4Proto::from_ip_protocol(quoted.protocol()).ok_or(DropReason::IcmpUnsupported)?;
     let (vip_port, client_port) = ports(quoted.payload()).ok_or(DropReason::IcmpUnsupported)?;
+    if quoted.src_addr() != outer_dst {
+        return Err(DropReason::IcmpNoFlow);
+    }
     Ok(Parsed::IcmpError {
         key: FlowKey {
             src: quoted.dst_addr(),
@@ -283,6 +430,15 @@ mod tests {
     }
 
     fn snapshot(generation: u64, backends: Vec<Backend>) -> Snapshot {
+        snapshot_with(generation, backends, None)
+    }
+
+    /// The seed's TCP service (with `persistence` on port 80) and a UDP one.
+    fn snapshot_with(
+        generation: u64,
+        backends: Vec<Backend>,
+        persistence: Option<Persistence>,
+    ) -> Snapshot {
         let key = ServiceKey { vip: VIP, port: 80, proto: L4Proto::Tcp };
         let udp = ServiceKey { vip: VIP, port: 53, proto: L4Proto::Udp };
         let udp_backend =
@@ -291,9 +447,17 @@ mod tests {
             generation,
             LB_MAC,
             vec![
-                (Service { key, scheduler: SchedKind::Wrr, members: vec![] }, backends),
                 (
-                    Service { key: udp, scheduler: SchedKind::Wrr, members: vec![] },
+                    Service { key, scheduler: SchedKind::Wrr, members: vec![], persistence },
+                    backends,
+                ),
+                (
+                    Service {
+                        key: udp,
+                        scheduler: SchedKind::Wrr,
+                        members: vec![],
+                        persistence: None,
+                    },
                     vec![udp_backend],
                 ),
             ],
@@ -643,6 +807,298 @@ mod tests {
         let mut s = two_servers(weights);
         s.generation = generation;
         s
+    }
+
+    const SAME_NET: Ipv4Addr = Ipv4Addr::new(192, 168, 20, 99);
+    const OTHER_NET: Ipv4Addr = Ipv4Addr::new(192, 168, 21, 10);
+    const WEB1: BackendId = BackendId(0);
+    const WEB2: BackendId = BackendId(1);
+
+    fn from(client: Ipv4Addr, port: u16, flags: TcpFlags) -> Vec<u8> {
+        let spec = FrameSpec {
+            src_mac: ROUTER_MAC,
+            dst_mac: LB_MAC,
+            ..FrameSpec::new(client, port, VIP, 80)
+        };
+        build::tcp_frame(&spec, flags, &[])
+    }
+
+    fn persistence(timeout_secs: u32, netmask: Ipv4Addr) -> Persistence {
+        Persistence { timeout_secs, netmask, table: Arc::new(AffinityTable::with_seed(0, 9)) }
+    }
+
+    fn persistent(weights: (u32, u32), p: &Persistence, generation: u64) -> Snapshot {
+        snapshot_with(
+            generation,
+            vec![
+                backend(0, 103, weights.0, Some(WEB1_MAC)),
+                backend(1, 104, weights.1, Some(WEB2_MAC)),
+            ],
+            Some(p.clone()),
+        )
+    }
+
+    impl Harness {
+        /// A SYN from `client`; the server of the new flow, if it is one.
+        fn new_flow(&mut self, client: Ipv4Addr, port: u16) -> Option<BackendId> {
+            match self.run(&from(client, port, TcpFlags::SYN)).0 {
+                Verdict::Forward(ForwardKind::NewFlow) => self.pipeline.last_backend(),
+                _ => None,
+            }
+        }
+
+        /// An ACK on an existing flow; the server it went to.
+        fn established(&mut self, client: Ipv4Addr, port: u16) -> Option<BackendId> {
+            match self.run(&from(client, port, TcpFlags::ACK)).0 {
+                Verdict::Forward(ForwardKind::Established) => self.pipeline.last_backend(),
+                _ => None,
+            }
+        }
+    }
+
+    /// Found by fuzzing: an error whose quote names a known flow but which is
+    /// addressed elsewhere is not about that flow.
+    #[test]
+    fn an_icmp_error_not_addressed_to_the_flows_vip_is_dropped() {
+        let mut h = Harness::new(two_servers((1, 1)));
+        assert_eq!(h.new_flow(CLIENT, 40001), Some(WEB1));
+        let mut elsewhere = icmp_about(40001);
+        // Outer destination (bytes 30..34 of the frame) → 192.168.10.115.
+        elsewhere[33] = 115;
+        let mut ip = Ipv4Packet::new_checked(&mut elsewhere[14..]).expect("ipv4");
+        ip.fill_checksum();
+        assert_eq!(h.run(&elsewhere).0, Verdict::Drop(DropReason::IcmpNoFlow));
+        assert_eq!(h.run(&icmp_about(40001)).0, Verdict::Forward(ForwardKind::IcmpError));
+    }
+
+    #[test]
+    fn last_backend_names_the_server_of_each_forwarded_frame() {
+        let mut h = Harness::new(two_servers((1, 1)));
+        assert_eq!(h.pipeline.last_backend(), None);
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(CLIENT, 40001), Some(WEB2));
+        h.run(&with_bad_ip_checksum(syn(40002)));
+        assert_eq!(h.pipeline.last_backend(), None);
+        assert_eq!(h.run(&icmp_about(40001)).0, Verdict::Forward(ForwardKind::IcmpError));
+        assert_eq!(h.pipeline.last_backend(), Some(WEB2));
+    }
+
+    #[test]
+    fn a_persistent_client_keeps_its_server_while_wrr_would_alternate() {
+        let mut plain = Harness::new(two_servers((1, 1)));
+        let picks: Vec<_> = (0..4).map(|i| plain.new_flow(CLIENT, 40000 + i)).collect();
+        assert_eq!(picks, [Some(WEB1), Some(WEB2), Some(WEB1), Some(WEB2)]);
+
+        let p = persistence(300, Ipv4Addr::BROADCAST);
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+        for port in 40001..40050 {
+            h.now += 1;
+            assert_eq!(h.new_flow(CLIENT, port), Some(WEB1), "flow from port {port}");
+        }
+        // Hits do not move the scheduler: the next client gets its next pick.
+        assert_eq!(h.new_flow(SAME_NET, 40000), Some(WEB2));
+        assert_eq!(h.new_flow(SAME_NET, 40001), Some(WEB2));
+        let view = h.counters.view();
+        assert_eq!((view.persistence_hits(), view.forwarded(ForwardKind::NewFlow)), (50, 52));
+        assert_eq!(p.table.len_live(h.now), 2);
+    }
+
+    #[test]
+    fn granularity_groups_the_clients_of_one_network() {
+        let p = persistence(300, Ipv4Addr::new(255, 255, 255, 0));
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(SAME_NET, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(OTHER_NET, 40000), Some(WEB2));
+        assert_eq!(h.new_flow(Ipv4Addr::new(192, 168, 21, 200), 1), Some(WEB2));
+        assert_eq!(h.new_flow(SAME_NET, 40001), Some(WEB1));
+        assert_eq!(p.table.len_live(h.now), 2);
+    }
+
+    #[test]
+    fn a_template_expires_its_timeout_after_the_last_new_flow() {
+        let p = persistence(60, Ipv4Addr::BROADCAST);
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+        // Each new connection renews the template to the full timeout.
+        h.now = 60;
+        assert_eq!(h.new_flow(CLIENT, 40001), Some(WEB1));
+        h.now = 120;
+        assert_eq!(h.new_flow(CLIENT, 40002), Some(WEB1));
+        // Quiet (the flows send nothing) for longer than the timeout: the
+        // template is gone and WRR gives the client its next server.
+        h.now = 181;
+        assert_eq!(h.new_flow(CLIENT, 40003), Some(WEB2));
+        assert_eq!(h.counters.view().persistence_hits(), 2);
+    }
+
+    #[test]
+    fn established_traffic_keeps_the_template_alive_with_rare_writes() {
+        let p = persistence(60, Ipv4Addr::BROADCAST);
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        let key = p.client_key(CLIENT);
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+        let mut expiries = std::collections::BTreeSet::new();
+        for t in (10..=300).step_by(10) {
+            h.now = t;
+            assert_eq!(h.established(CLIENT, 40000), Some(WEB1));
+            let template = p.table.lookup(key, t).unwrap();
+            assert!(template.remaining_secs >= 20, "{template:?} at {t}");
+            expiries.insert(t + template.remaining_secs);
+        }
+        // 30 packets, but a write only once less than half the timeout was left.
+        assert!(expiries.len() <= 10, "{expiries:?}");
+        // No new connection for 300 s, more than the timeout: still sticky.
+        assert_eq!(h.new_flow(CLIENT, 40001), Some(WEB1));
+
+        // A flow quiet past its template's end gets the template back on
+        // its next packet, so the client's next connection still follows it.
+        h.now += 200;
+        assert_eq!(p.table.lookup(key, h.now), None);
+        assert_eq!(h.established(CLIENT, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(CLIENT, 40002), Some(WEB1));
+    }
+
+    #[test]
+    fn a_template_whose_server_takes_no_new_flows_is_rescheduled() {
+        let p = persistence(300, Ipv4Addr::BROADCAST);
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        assert_eq!(h.new_flow(CLIENT, 40000), Some(WEB1));
+
+        // web1 inhibited: its flow goes on, the client's new flows move to
+        // web2 and the template with them.
+        h.publish(persistent((0, 1), &p, 2));
+        assert_eq!(h.established(CLIENT, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(CLIENT, 40001), Some(WEB2));
+        assert_eq!(h.counters.view().persistence_rescheduled(), 1);
+
+        // web1 back: the client stays on web2, and the old flow's packets
+        // to web1 do not take the template back.
+        h.publish(persistent((1, 1), &p, 3));
+        assert_eq!(h.established(CLIENT, 40000), Some(WEB1));
+        assert_eq!(h.new_flow(CLIENT, 40002), Some(WEB2));
+
+        // web2's MAC unknown: rescheduled to web1.
+        h.publish(snapshot_with(
+            4,
+            vec![backend(0, 103, 1, Some(WEB1_MAC)), backend(1, 104, 1, None)],
+            Some(p.clone()),
+        ));
+        assert_eq!(h.new_flow(CLIENT, 40003), Some(WEB1));
+
+        // web1 removed from the service: rescheduled to web2.
+        h.publish(snapshot_with(5, vec![backend(1, 104, 1, Some(WEB2_MAC))], Some(p.clone())));
+        assert_eq!(h.new_flow(CLIENT, 40004), Some(WEB2));
+
+        // Nothing can take new flows: dropped as without persistence.
+        h.publish(snapshot_with(6, vec![backend(1, 104, 0, Some(WEB2_MAC))], Some(p.clone())));
+        assert_eq!(
+            h.run(&from(CLIENT, 40005, TcpFlags::SYN)).0,
+            Verdict::Drop(DropReason::NoRealServer)
+        );
+        assert_eq!(h.counters.view().persistence_rescheduled(), 3);
+    }
+
+    #[test]
+    fn two_workers_sharing_a_table_agree() {
+        let p = persistence(300, Ipv4Addr::BROADCAST);
+        let snap = persistent((1, 1), &p, 1);
+        let mut w1 = Harness::new(snap.clone());
+        let mut w2 = Harness::new(snap);
+        // Out of step: each worker's WRR has handed out web1 once, so both
+        // would pick web2 next.
+        assert_eq!(w2.new_flow(OTHER_NET, 1), Some(WEB1));
+        assert_eq!(w1.new_flow(CLIENT, 40000), Some(WEB1));
+        for port in 0..20u16 {
+            let worker = if port % 2 == 0 { &mut w1 } else { &mut w2 };
+            assert_eq!(worker.new_flow(CLIENT, 41000 + port), Some(WEB1), "port {port}");
+            assert_eq!(worker.new_flow(OTHER_NET, 42000 + port), Some(WEB1), "port {port}");
+        }
+        // A client without a template is scheduled by the worker it reaches.
+        assert_eq!(w2.new_flow(SAME_NET, 1), Some(WEB2));
+        assert_eq!(w1.new_flow(SAME_NET, 2), Some(WEB2));
+    }
+
+    #[test]
+    fn a_full_persistence_table_degrades_to_plain_scheduling() {
+        let p = persistence(300, Ipv4Addr::BROADCAST);
+        // Fill the table with other clients' live templates.
+        for client in 0..(2 * crate::affinity::MIN_CAPACITY as u32) {
+            let _ = p.table.insert(client, WEB2, 0, 300, None);
+        }
+        let mut h = Harness::new(persistent((1, 1), &p, 1));
+        let mut full_clients = 0;
+        for i in 0..200u32 {
+            let client = Ipv4Addr::from(0x0a00_0000 + i);
+            let before = h.counters.view().persistence_table_full();
+            assert!(h.new_flow(client, 1).is_some());
+            full_clients += h.counters.view().persistence_table_full() - before;
+        }
+        // With the table nearly full most new clients find no room, and
+        // are still forwarded.
+        assert!(full_clients > 100, "{full_clients}");
+    }
+
+    proptest! {
+        /// Whatever the clients, timing and republished snapshots, a new
+        /// flow of a persistent service goes to a server of the service that
+        /// takes new flows; and while the snapshot stays the same, a client
+        /// network's new flows within the timeout keep their server.
+        #[test]
+        fn persistent_choices_are_servers_that_take_new_flows(
+            events in proptest::collection::vec(
+                (0usize..6, 0u32..40, proptest::option::of(proptest::collection::vec(
+                    (any::<bool>(), 0u32..3, any::<bool>()), 3))),
+                1..80,
+            ),
+            per_network in any::<bool>(),
+        ) {
+            let clients = [
+                CLIENT, SAME_NET, Ipv4Addr::new(192, 168, 20, 1),
+                OTHER_NET, Ipv4Addr::new(192, 168, 21, 7), Ipv4Addr::new(10, 0, 0, 1),
+            ];
+            let netmask = if per_network { Ipv4Addr::new(255, 255, 255, 0) } else { Ipv4Addr::BROADCAST };
+            let timeout = 60;
+            let p = persistence(timeout, netmask);
+            let macs = [WEB1_MAC, WEB2_MAC, [2, 0, 0, 0x0a, 0, 0x69]];
+            let servers = |spec: &[(bool, u32, bool)]| -> Vec<Backend> {
+                spec.iter().enumerate().filter(|(_, (member, _, _))| *member).map(|(i, (_, w, mac))| {
+                    backend(i as u32, 103 + i as u8, *w, mac.then_some(macs[i]))
+                }).collect()
+            };
+            let mut current = servers(&[(true, 1, true), (true, 1, true), (true, 1, true)]);
+            let mut generation = 1;
+            let mut h = Harness::new(snapshot_with(generation, current.clone(), Some(p.clone())));
+            let mut last: std::collections::HashMap<u32, (BackendId, u32, u64)> = Default::default();
+            for (i, (client, step, republish)) in events.into_iter().enumerate() {
+                if let Some(spec) = republish {
+                    generation += 1;
+                    current = servers(&spec);
+                    h.publish(snapshot_with(generation, current.clone(), Some(p.clone())));
+                }
+                h.now += step;
+                let client = clients[client];
+                let (verdict, _) = h.run(&from(client, 1000 + i as u16, TcpFlags::SYN));
+                let usable: Vec<BackendId> =
+                    current.iter().filter(|b| b.takes_new_flows()).map(|b| b.id).collect();
+                match verdict {
+                    Verdict::Forward(ForwardKind::NewFlow) => {
+                        let chosen = h.pipeline.last_backend().unwrap();
+                        prop_assert!(usable.contains(&chosen), "{:?} not in {:?}", chosen, usable);
+                        let key = p.client_key(client);
+                        if let Some((before, at, generation_then)) = last.get(&key) {
+                            if *generation_then == generation && h.now - at <= timeout {
+                                prop_assert_eq!(chosen, *before);
+                            }
+                        }
+                        last.insert(key, (chosen, h.now, generation));
+                    }
+                    Verdict::Drop(DropReason::NoRealServer) => prop_assert!(usable.is_empty()),
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+        }
     }
 
     proptest! {

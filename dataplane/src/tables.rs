@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::affinity::AffinityTable;
+
 /// An Ethernet address.
 pub type Mac = [u8; 6];
 
@@ -93,7 +95,53 @@ pub struct Service {
     pub key: ServiceKey,
     pub scheduler: Scheduler,
     pub members: Vec<BackendId>,
+    /// Client persistence (`persistence_timeout`); `None`: every new flow
+    /// is scheduled on its own.
+    pub persistence: Option<Persistence>,
 }
+
+/// A persistent service's settings and its templates (IPVS persistent
+/// service, keepalived `persistence_timeout` / `persistence_granularity`):
+/// new flows from a client network that has a live template go to the
+/// template's real server, as long as that server can take new flows.
+#[derive(Debug, Clone)]
+pub struct Persistence {
+    /// Template lifetime in seconds, renewed while the client keeps making
+    /// connections or sending on them; 0 turns persistence off. Cut to
+    /// [`crate::affinity::MAX_TIMEOUT_SECS`].
+    pub timeout_secs: u32,
+    /// Clients whose addresses agree under this mask share a template
+    /// (`persistence_granularity`; 255.255.255.255 = one client address).
+    pub netmask: Ipv4Addr,
+    /// The templates, shared by all workers. Control owns it and hands the
+    /// same `Arc` to every snapshot while the service keeps its persistence
+    /// settings, so templates survive republication; one table per service
+    /// (the table is keyed by client only).
+    pub table: Arc<AffinityTable>,
+}
+
+impl Persistence {
+    /// Persistence with a fresh table of `capacity` templates (see [`AffinityTable::new`]).
+    pub fn new(timeout_secs: u32, netmask: Ipv4Addr, capacity: usize) -> Self {
+        Persistence { timeout_secs, netmask, table: Arc::new(AffinityTable::new(capacity)) }
+    }
+
+    /// The template key of a client address: the address under the netmask.
+    pub fn client_key(&self, client: Ipv4Addr) -> u32 {
+        u32::from(client) & u32::from(self.netmask)
+    }
+}
+
+/// Equal when the settings agree and both use the very same table.
+impl PartialEq for Persistence {
+    fn eq(&self, other: &Self) -> bool {
+        self.timeout_secs == other.timeout_secs
+            && self.netmask == other.netmask
+            && Arc::ptr_eq(&self.table, &other.table)
+    }
+}
+
+impl Eq for Persistence {}
 
 /// Everything a worker needs to forward, as of one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -215,6 +263,7 @@ mod tests {
             key: ServiceKey { vip: Ipv4Addr::new(192, 168, 10, 110), port, proto: L4Proto::Tcp },
             scheduler: Scheduler::Wrr,
             members: Vec::new(),
+            persistence: None,
         }
     }
 
@@ -236,6 +285,19 @@ mod tests {
         assert!(snap.backend(BackendId(7)).is_none());
         // No MAC: not schedulable, whatever the weight.
         assert_eq!(snap.backend(BackendId(1)).map(Backend::schedulable_weight), Some(0));
+    }
+
+    #[test]
+    fn persistence_is_equal_only_with_the_same_table() {
+        let p = Persistence::new(300, Ipv4Addr::new(255, 255, 255, 0), 0);
+        assert_eq!(p.client_key(Ipv4Addr::new(192, 168, 20, 99)), 0xc0a8_1400);
+        assert_eq!(p, p.clone());
+        let other_table = Persistence::new(300, p.netmask, 0);
+        assert_ne!(p, other_table);
+        assert_ne!(p, Persistence { timeout_secs: 60, ..p.clone() });
+        assert_ne!(p, Persistence { netmask: Ipv4Addr::BROADCAST, ..p.clone() });
+        let with = Service { persistence: Some(p.clone()), ..service(80) };
+        assert_ne!(with, service(80));
     }
 
     #[test]

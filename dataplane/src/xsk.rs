@@ -88,6 +88,8 @@ pub struct Xsk {
     tx_batch: Vec<FrameDesc>,
     /// Frames on the TX ring whose completion has not been seen yet.
     tx_outstanding: usize,
+    /// The TX ring's size: all of it free = the kernel took every descriptor.
+    tx_ring_size: u32,
     // The socket must outlive its rings' users; xsk-rs keeps it alive
     // through the queues, this keeps the fd at hand for the XSKMAP.
     socket_fd: RawFd,
@@ -180,6 +182,7 @@ impl Xsk {
                         rx_batch: vec![FrameDesc::default(); max_batch.max(1)],
                         tx_batch: Vec::with_capacity(max_batch.max(1)),
                         tx_outstanding: 0,
+                        tx_ring_size: config.ring_size,
                         socket_fd,
                     };
                     xsk.refill();
@@ -315,9 +318,14 @@ impl Xsk {
     }
 
     fn kick_tx_if_needed(&mut self) -> Result<(), XskError> {
-        // One kick moves a bounded number of frames (32 in copy mode), so
-        // keep kicking while anything is outstanding.
-        if self.tx_outstanding > 0 && self.tx.needs_wakeup() {
+        // Sent-but-not-completed frames need no kick: only descriptors the
+        // kernel has not taken off the TX ring yet do. In copy mode the TX
+        // need_wakeup flag is always set, so without this check every poll
+        // while completions lag (even an empty one) would cost a sendto().
+        if self.tx_outstanding > 0
+            && self.tx.nb_free_exact() < self.tx_ring_size
+            && self.tx.needs_wakeup()
+        {
             self.tx.wakeup().map_err(|source| XskError::Syscall {
                 call: "sendto",
                 queue: self.queue,

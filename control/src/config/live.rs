@@ -175,7 +175,13 @@ pub fn check(config: &Config, facts: &InterfaceFacts) -> Result<LiveReport, Conf
             for (i, vs) in config.virtual_servers.iter().enumerate() {
                 for (j, rs) in vs.real_servers.iter().enumerate() {
                     let line = origin.real_server_ip.get(i).and_then(|v| v.get(j)).copied();
-                    if let Some(reason) = off_link(interface, addrs, rs.ip) {
+                    if let Some(reason) = off_link(interface, addrs, "real server", rs.ip) {
+                        return Err(ConfigError::Live { file: origin.file.clone(), line, reason });
+                    }
+                }
+                if let Some(sorry) = &vs.sorry_server {
+                    let line = origin.sorry_server_ip.get(i).copied().flatten();
+                    if let Some(reason) = off_link(interface, addrs, "sorry_server", sorry.ip) {
                         return Err(ConfigError::Live { file: origin.file.clone(), line, reason });
                     }
                 }
@@ -224,11 +230,12 @@ pub fn check(config: &Config, facts: &InterfaceFacts) -> Result<LiveReport, Conf
     Ok(report)
 }
 
-/// Why `ip` cannot be a DR real server behind `interface`, if it cannot.
-fn off_link(interface: &str, addrs: &[Ipv4Net], ip: Ipv4Addr) -> Option<String> {
+/// Why `ip` cannot be a DR real server (or sorry server: `what`) behind
+/// `interface`, if it cannot.
+fn off_link(interface: &str, addrs: &[Ipv4Net], what: &str, ip: Ipv4Addr) -> Option<String> {
     if addrs.iter().any(|a| a.addr == ip) {
         return Some(format!(
-            "real server {ip} is an address of {interface} itself: DR would send its traffic to us"
+            "{what} {ip} is an address of {interface} itself: DR would send its traffic to us"
         ));
     }
     if addrs.iter().any(|a| a.contains(ip)) {
@@ -236,7 +243,7 @@ fn off_link(interface: &str, addrs: &[Ipv4Net], ip: Ipv4Addr) -> Option<String> 
     }
     let has = describe(addrs);
     Some(format!(
-        "real server {ip} is not on-link: {interface} has {has}; \
+        "{what} {ip} is not on-link: {interface} has {has}; \
          DR needs real servers in the interface's subnet"
     ))
 }
@@ -323,6 +330,27 @@ interface = \"eth0\"
             "lab.toml:5: real server 192.168.10.103 is an address of eth0 itself: \
              DR would send its traffic to us"
         );
+    }
+
+    #[test]
+    fn an_off_link_sorry_server_is_named_at_its_line() {
+        let text = LAB.replacen(
+            "[[virtual_server.real_server]]",
+            "sorry_server = { ip = \"172.16.0.9\" }\n[[virtual_server.real_server]]",
+            1,
+        );
+        let config = parse(&text, "lab.toml").unwrap();
+        let lab = [net("192.168.10.101/24"), net("10.0.0.1/8")];
+        let facts = InterfaceFacts::new().with("eth0", lab);
+        let err = check(&config, &facts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lab.toml:4: sorry_server 172.16.0.9 is not on-link: eth0 has \
+             192.168.10.101/24, 10.0.0.1/8; DR needs real servers in the interface's subnet"
+        );
+        let facts =
+            InterfaceFacts::new().with("eth0", lab.into_iter().chain([net("172.16.0.1/24")]));
+        assert!(check(&config, &facts).is_ok());
     }
 
     #[test]

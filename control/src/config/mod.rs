@@ -69,6 +69,20 @@
 //! lvs_sched = "wrr"              # wrr (default) | rr
 //! lvs_method = "DR"              # DR only (the default)
 //! delay_loop = 60.0              # seconds between health checks
+//! persistence_timeout = 360      # whole seconds a client sticks to its real server
+//!                                # (ipvsadm -p); absent: no persistence
+//! persistence_granularity = "255.255.255.0"  # contiguous netmask grouping clients
+//!                                # (ipvsadm -M); only with persistence_timeout;
+//!                                # default 255.255.255.255
+//! quorum = 1                     # least total weight of live real servers, >= 1
+//! hysteresis = 0                 # lost below quorum - hysteresis, regained at
+//!                                # quorum + hysteresis; less than quorum
+//! quorum_up = "/etc/xdplb/quorum.sh up"      # optional command lines, run
+//! quorum_down = "/etc/xdplb/quorum.sh down"  # like notify_master
+//! sorry_server = { ip = "192.168.10.200", port = 80 }  # optional; replaces the
+//!                                # real servers while the quorum is lost; on-link,
+//!                                # not a VIP; port: the virtual port (default)
+//! sorry_server_inhibit = false   # true: weight 0 while unused instead of removed
 //!
 //! [[virtual_server.real_server]] # zero or more (none is legal, as in keepalived)
 //! ip = "192.168.10.103"          # required; on-link, not a VIP, unique per service
@@ -118,12 +132,13 @@
 //!    as the TOML reader meets them, top to bottom;
 //! 2. values (ranges, keywords, addresses): the earliest in the file;
 //! 3. relations between entries (duplicates, DR port rule, a VIP that is also
-//!    a real server, track_script names, unicast peers, nopreempt with MASTER,
+//!    a real server or the sorry server, track_script names, unicast peers, nopreempt with MASTER,
 //!    which interface the data plane serves): the earliest in the file, and an
 //!    error with no line of its own last.
 //!
 //! Legal but doubtful settings (a cut auth_pass, an untracked vrrp_script, a
-//! service without real servers) are [`Config::warnings`].
+//! service without real servers, a quorum its real servers cannot reach) are
+//! [`Config::warnings`].
 
 mod model;
 mod raw;
@@ -139,8 +154,8 @@ use std::path::Path;
 
 pub use model::{
     sched_name, service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net,
-    LvsMethod, Metrics, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance,
-    VrrpScript, VrrpState, XdpMode,
+    LvsMethod, Metrics, Persistence, PollMode, RealServer, SorryServer, TcpCheck, Url,
+    VirtualServer, VrrpInstance, VrrpScript, VrrpState, XdpMode,
 };
 
 /// Why a configuration was refused; `Display` is `FILE:LINE: reason`, or

@@ -28,6 +28,8 @@ pub(crate) struct Origin {
     pub(crate) vip: Vec<usize>,
     /// Line of each real server's `ip`, per virtual_server, in config order.
     pub(crate) real_server_ip: Vec<Vec<usize>>,
+    /// Line of each virtual_server's `sorry_server` ip, if it has one, in config order.
+    pub(crate) sorry_server_ip: Vec<Option<usize>>,
     /// Line of each vrrp_instance's `unicast_src_ip`, if it has one, in config order.
     pub(crate) vrrp_unicast_src_ip: Vec<Option<usize>>,
     /// Warnings found while reading (e.g. a truncated auth_pass), as line and text.
@@ -442,15 +444,111 @@ pub struct VirtualServer {
     /// Time between health checks (default 60 s, as keepalived).
     #[serde(serialize_with = "ser_secs")]
     pub delay_loop: Duration,
+    /// `persistence_timeout`: whole seconds (≥ 1) a client keeps going to the
+    /// real server it was first given, across connections (`ipvsadm -p`);
+    /// `None` = no persistence, every new flow is scheduled on its own.
+    #[serde(serialize_with = "ser_opt_whole_secs", skip_serializing_if = "Option::is_none")]
+    pub persistence_timeout: Option<Duration>,
+    /// `persistence_granularity`: the netmask that groups clients for
+    /// persistence (`ipvsadm -M`, a contiguous mask). `Some` exactly when
+    /// `persistence_timeout` is (default 255.255.255.255: one client address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence_granularity: Option<Ipv4Addr>,
+    /// `quorum`: least total weight of live real servers for the service to
+    /// count as up (≥ 1, default 1); see [`crate::quorum`].
+    pub quorum: u32,
+    /// `hysteresis`: quorum is lost below `quorum - hysteresis` and regained
+    /// at `quorum + hysteresis` (default 0, less than `quorum`).
+    pub hysteresis: u32,
+    /// `quorum_up`: command line run when the quorum is gained (kept as
+    /// written, run like a vrrp_instance's notify scripts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<String>,
+    /// `quorum_down`: command line run when the quorum is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<String>,
+    /// `sorry_server = { ip = "…", port = N }`: the server that replaces the
+    /// real servers while the quorum is lost; forwarded by DR like them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServer>,
+    /// `sorry_server_inhibit`: keep the sorry server in the pool with weight 0
+    /// while it is not in use (its flows drain) instead of removing it
+    /// (default false; true needs `sorry_server`).
+    pub sorry_server_inhibit: bool,
     /// Real servers in file order; may be empty (legal, as in keepalived).
     #[serde(rename = "real_server", skip_serializing_if = "Vec::is_empty")]
     pub real_servers: Vec<RealServer>,
+}
+
+/// `sorry_server = { ip = "…", port = N }` of a `[[virtual_server]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct SorryServer {
+    /// Its address; on-link, like a real server (DR).
+    pub ip: Ipv4Addr,
+    /// Always the virtual port (default): DR cannot rewrite ports.
+    pub port: u16,
+}
+
+/// A service's persistence: how long and over which client netmask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Persistence {
+    /// `persistence_timeout`.
+    pub timeout: Duration,
+    /// `persistence_granularity` as a netmask.
+    pub netmask: Ipv4Addr,
+}
+
+impl Persistence {
+    /// The netmask's prefix length (the mask is contiguous: validated).
+    pub fn prefix_len(&self) -> u8 {
+        // At most 32: the count of ones in a u32.
+        u32::from(self.netmask).leading_ones() as u8
+    }
 }
 
 impl VirtualServer {
     /// The data plane's key for this service.
     pub fn key(&self) -> ServiceKey {
         ServiceKey { vip: self.vip, port: self.port, proto: self.protocol }
+    }
+
+    /// The service's persistence, if `persistence_timeout` is set.
+    pub fn persistence(&self) -> Option<Persistence> {
+        self.persistence_timeout.map(|timeout| Persistence {
+            timeout,
+            netmask: self.persistence_granularity.unwrap_or(Ipv4Addr::BROADCAST),
+        })
+    }
+
+    /// The quorum settings [`crate::quorum::evaluate`] takes.
+    pub fn quorum_settings(&self) -> crate::quorum::QuorumSettings {
+        crate::quorum::QuorumSettings {
+            quorum: self.quorum,
+            hysteresis: self.hysteresis,
+            sorry_server: self.sorry_server.is_some(),
+            sorry_server_inhibit: self.sorry_server_inhibit,
+        }
+    }
+
+    /// The real servers as [`crate::quorum::evaluate`] takes them, in file
+    /// order; `is_down` says which failed their health check.
+    pub fn quorum_inputs(
+        &self,
+        mut is_down: impl FnMut(&RealServer) -> bool,
+    ) -> Vec<crate::quorum::ServerInput> {
+        self.real_servers
+            .iter()
+            .map(|rs| crate::quorum::ServerInput {
+                weight: rs.weight,
+                up: !is_down(rs),
+                inhibit_on_failure: rs.inhibit_on_failure,
+            })
+            .collect()
+    }
+
+    /// Total configured weight of the real servers (what the quorum can reach).
+    pub fn total_weight(&self) -> u64 {
+        self.real_servers.iter().map(|rs| u64::from(rs.weight)).sum()
     }
 }
 
@@ -680,6 +778,13 @@ fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn ser_opt_whole_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_proto<S: Serializer>(p: &L4Proto, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(p.name())
 }
@@ -771,6 +876,20 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut found: Vec<(Option<usize>, String)> = self.origin.notes.clone();
         for (i, vs) in self.virtual_servers.iter().enumerate() {
+            if u64::from(vs.quorum) + u64::from(vs.hysteresis) > vs.total_weight()
+                && !vs.real_servers.is_empty()
+            {
+                found.push((
+                    self.origin.vip.get(i).copied(),
+                    format!(
+                        "virtual_server {} needs a live weight of {} for its quorum, more than \
+                         its real servers' total {}: the quorum is never reached",
+                        service_name(&vs.key()),
+                        u64::from(vs.quorum) + u64::from(vs.hysteresis),
+                        vs.total_weight()
+                    ),
+                ));
+            }
             if vs.real_servers.is_empty() {
                 found.push((
                     self.origin.vip.get(i).copied(),

@@ -107,8 +107,23 @@ pub(super) struct RawVirtualServer {
     pub lvs_sched: Option<S<String>>,
     pub lvs_method: Option<S<String>>,
     pub delay_loop: Option<S<f64>>,
+    pub persistence_timeout: Option<S<i64>>,
+    pub persistence_granularity: Option<S<String>>,
+    pub quorum: Option<S<i64>>,
+    pub hysteresis: Option<S<i64>>,
+    pub quorum_up: Option<S<String>>,
+    pub quorum_down: Option<S<String>>,
+    pub sorry_server: Option<S<RawSorryServer>>,
+    pub sorry_server_inhibit: Option<S<bool>>,
     #[serde(default)]
     pub real_server: Vec<S<RawRealServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSorryServer {
+    pub ip: S<String>,
+    pub port: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -126,6 +126,16 @@ fn defaults_are_keepalived_and_ipvs_ones() {
     assert_eq!(d.tcpfin_timeout, Duration::from_secs(120));
     assert_eq!(d.udp_timeout, Duration::from_secs(300));
     assert_eq!(config.control.neighbour_refresh, Duration::from_secs(10));
+    // keepalived: no persistence, quorum 1, hysteresis 0, no sorry server.
+    assert_eq!(
+        (vs.persistence_timeout, vs.persistence_granularity, vs.persistence()),
+        (None, None, None)
+    );
+    assert_eq!(
+        (vs.quorum, vs.hysteresis, vs.quorum_up.as_ref(), vs.quorum_down.as_ref()),
+        (1, 0, None, None)
+    );
+    assert_eq!((vs.sorry_server, vs.sorry_server_inhibit), (None, false));
 
     let with_checks = cat(&[
         VS,
@@ -835,6 +845,109 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             VS.into(),
             "t.toml: no data-plane interface: set [dataplane] interface, or name one in a vrrp_instance",
         ),
+        // Persistence, quorum and sorry server.
+        (
+            "persistence_timeout 0",
+            cat(&[VS, "persistence_timeout = 0\n", DP]),
+            "t.toml:4: persistence_timeout 0 is out of range (1-4294967295)",
+        ),
+        (
+            "persistence_timeout in fractions",
+            cat(&[VS, "persistence_timeout = 1.5\n", DP]),
+            "t.toml:4: persistence_timeout: invalid type: floating point `1.5`, expected an integer",
+        ),
+        (
+            "persistence_granularity without persistence_timeout",
+            cat(&[VS, "persistence_granularity = \"255.255.255.0\"\n", DP]),
+            "t.toml:4: persistence_granularity needs persistence_timeout: say how long a client \
+             stays with its real server (keepalived's default is 360)",
+        ),
+        (
+            "persistence_granularity with holes",
+            cat(&[VS, "persistence_timeout = 360\npersistence_granularity = \"255.0.255.0\"\n", DP]),
+            "t.toml:5: persistence_granularity 255.0.255.0 is not a contiguous netmask \
+             (ones then zeros, e.g. 255.255.255.0)",
+        ),
+        (
+            "persistence_granularity of no bits",
+            cat(&[VS, "persistence_timeout = 360\npersistence_granularity = \"0.0.0.0\"\n", DP]),
+            "t.toml:5: persistence_granularity 0.0.0.0 is not a contiguous netmask \
+             (ones then zeros, e.g. 255.255.255.0)",
+        ),
+        (
+            "persistence_granularity as a prefix length",
+            cat(&[VS, "persistence_timeout = 360\npersistence_granularity = \"/24\"\n", DP]),
+            "t.toml:5: persistence_granularity \"/24\" is not a netmask (e.g. \"255.255.255.0\")",
+        ),
+        ("quorum 0", cat(&[VS, "quorum = 0\n", DP]), "t.toml:4: quorum 0 is out of range (1-4294967295)"),
+        (
+            "negative hysteresis",
+            cat(&[VS, "quorum = 3\nhysteresis = -1\n", DP]),
+            "t.toml:5: hysteresis -1 is out of range (0-4294967295)",
+        ),
+        (
+            "hysteresis as large as quorum",
+            cat(&[VS, "quorum = 2\nhysteresis = 2\n", DP]),
+            "t.toml:5: hysteresis 2 must be less than quorum 2: the quorum would only be lost \
+             with no live weight at all",
+        ),
+        (
+            "hysteresis with the default quorum",
+            cat(&[VS, "hysteresis = 1\n", DP]),
+            "t.toml:4: hysteresis 1 must be less than quorum 1: the quorum would only be lost \
+             with no live weight at all",
+        ),
+        (
+            "empty quorum_up",
+            cat(&[VS, "quorum_up = \" \"\n", DP]),
+            "t.toml:4: quorum_up is empty: give the command to run",
+        ),
+        (
+            "quorum_down of two lines",
+            cat(&[VS, "quorum_down = \"/bin/a\\n/bin/b\"\n", DP]),
+            "t.toml:4: quorum_down \"/bin/a\\n/bin/b\" is not one command line",
+        ),
+        (
+            "sorry_server that is not an address",
+            cat(&[VS, "sorry_server = { ip = \"sorry.example\" }\n", DP]),
+            "t.toml:4: sorry_server ip \"sorry.example\" is not an IPv4 address",
+        ),
+        (
+            "sorry_server port out of range",
+            cat(&[VS, "sorry_server = { ip = \"192.168.10.9\", port = 0 }\n", DP]),
+            "t.toml:4: sorry_server port 0 is out of range (1-65535)",
+        ),
+        (
+            "sorry_server on another port",
+            cat(&[VS, "sorry_server = { ip = \"192.168.10.9\", port = 8080 }\n", DP]),
+            "t.toml:4: DR cannot rewrite ports: sorry_server 192.168.10.9:8080 differs from virtual port 80",
+        ),
+        (
+            "sorry_server that is a VIP",
+            cat(&[VS, "sorry_server = { ip = \"192.168.10.110\" }\n", DP]),
+            "t.toml:4: sorry_server 192.168.10.110 is a VIP: DR needs a sorry server with an \
+             address of its own",
+        ),
+        (
+            "sorry_server without ip",
+            cat(&[VS, "sorry_server = { port = 80 }\n", DP]),
+            "t.toml:4: missing key `ip`",
+        ),
+        (
+            "unknown sorry_server key",
+            cat(&[VS, "[virtual_server.sorry_server]\nip = \"192.168.10.9\"\nweight = 2\n", DP]),
+            "t.toml:6: unknown key `weight`, expected `ip` or `port`",
+        ),
+        (
+            "sorry_server_inhibit without sorry_server",
+            cat(&[VS, "sorry_server_inhibit = true\n", DP]),
+            "t.toml:4: sorry_server_inhibit needs a sorry_server (keepalived ignores it without one)",
+        ),
+        (
+            "sorry_server_inhibit as a keepalived flag",
+            cat(&[VS, "sorry_server_inhibit = 1\n", DP]),
+            "t.toml:4: sorry_server_inhibit: invalid type: integer `1`, expected a boolean",
+        ),
         // Order: the earliest value error, and values before relations.
         (
             "earliest of two value errors",
@@ -847,6 +960,99 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:9: batch_size 999 is out of range (1-256)",
         ),
     ]
+}
+
+#[test]
+fn persistence_quorum_and_sorry_server_are_read_and_printed_back() {
+    let text = cat(&[
+        VS,
+        "persistence_timeout = 360\npersistence_granularity = \"255.255.255.0\"\n",
+        "quorum = 3\nhysteresis = 1\n",
+        "quorum_up = \"/etc/xdplb/quorum.sh up\"\nquorum_down = \"/etc/xdplb/quorum.sh down\"\n",
+        "sorry_server = { ip = \"192.168.10.200\" }\nsorry_server_inhibit = true\n",
+        RS,
+        "weight = 2\n",
+        "[[virtual_server.real_server]]\nip = \"192.168.10.104\"\n",
+        DP,
+    ]);
+    let config = parse(&text, "t.toml").unwrap();
+    let vs = &config.virtual_servers[0];
+    let p = vs.persistence().unwrap();
+    assert_eq!(
+        (p.timeout, p.netmask, p.prefix_len()),
+        (secs(360), Ipv4Addr::new(255, 255, 255, 0), 24)
+    );
+    assert_eq!((vs.quorum, vs.hysteresis), (3, 1));
+    assert_eq!(vs.quorum_up.as_deref(), Some("/etc/xdplb/quorum.sh up"));
+    assert_eq!(vs.quorum_down.as_deref(), Some("/etc/xdplb/quorum.sh down"));
+    // The port defaults to the virtual port, as a real server's does.
+    assert_eq!(
+        vs.sorry_server,
+        Some(SorryServer { ip: Ipv4Addr::new(192, 168, 10, 200), port: 80 })
+    );
+    assert!(vs.sorry_server_inhibit);
+    assert_eq!(
+        vs.quorum_settings(),
+        crate::quorum::QuorumSettings {
+            quorum: 3,
+            hysteresis: 1,
+            sorry_server: true,
+            sorry_server_inhibit: true
+        }
+    );
+    assert_eq!(vs.total_weight(), 3);
+    let inputs = vs.quorum_inputs(|rs| rs.ip == Ipv4Addr::new(192, 168, 10, 103));
+    assert_eq!(
+        inputs,
+        [
+            crate::quorum::ServerInput { weight: 2, up: false, inhibit_on_failure: false },
+            crate::quorum::ServerInput { weight: 1, up: true, inhibit_on_failure: false },
+        ]
+    );
+    let decision = crate::quorum::evaluate(&inputs, &vs.quorum_settings(), None);
+    // Live weight 1 < 3 + 1 at start: down, on the sorry server (at weight 1).
+    assert!(decision.use_sorry && decision.sorry_weight() == 1);
+    // Reachable (3 + 1 <= 3 is not): check-config says the quorum is never reached.
+    assert_eq!(
+        config.warnings(),
+        ["t.toml:2: virtual_server 192.168.10.110:80/TCP needs a live weight of 4 for its \
+          quorum, more than its real servers' total 3: the quorum is never reached"]
+    );
+    let printed = config.to_toml();
+    for key in [
+        "persistence_timeout = 360\n",
+        "persistence_granularity = \"255.255.255.0\"\n",
+        "quorum = 3\n",
+        "hysteresis = 1\n",
+        "sorry_server_inhibit = true\n",
+    ] {
+        assert!(printed.contains(key), "{key} missing from\n{printed}");
+    }
+    assert_eq!(parse(&printed, "printed").unwrap(), config, "{printed}");
+    // A timeout alone persists per client address.
+    let alone = parse(&cat(&[VS, "persistence_timeout = 50\n", DP]), "t.toml").unwrap();
+    let p = alone.virtual_servers[0].persistence().unwrap();
+    assert_eq!((p.timeout, p.netmask, p.prefix_len()), (secs(50), Ipv4Addr::BROADCAST, 32));
+    let printed = alone.to_toml();
+    assert!(printed.contains("persistence_granularity = \"255.255.255.255\""), "{printed}");
+    assert!(!printed.contains("sorry_server ="), "{printed}");
+}
+
+#[test]
+fn single_lb_commented_quorum_example_is_valid_uncommented() {
+    let keys = ["persistence", "quorum", "hysteresis", "sorry_server"];
+    let text: String = SINGLE_LB
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if keys.iter().any(|k| rest.starts_with(k)) => format!("{rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(text, SINGLE_LB, "the example is still there");
+    let config = parse(&text, "single-lb.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.persistence().map(|p| p.prefix_len()), Some(24));
+    assert_eq!((vs.quorum, vs.sorry_server.map(|s| s.port)), (2, Some(80)));
 }
 
 #[test]
@@ -1253,6 +1459,10 @@ proptest! {
         umem_extra in 0u32..=3,
         cores in proptest::option::of(proptest::collection::vec(0usize..=1023, 1..4)),
         timeout in 1.0f64..604800.0,
+        persistence in proptest::option::of((1u32..=u32::MAX, 1u32..=32)),
+        quorum in 1u32..=1000,
+        hysteresis in 0u32..1000,
+        sorry in proptest::option::of((20u8..=250, any::<bool>())),
     ) {
         let ring = 1u32 << ring_shift;
         let mut text = format!(
@@ -1265,6 +1475,16 @@ proptest! {
             if udp { "UDP" } else { "TCP" },
             if rr { "rr" } else { "wrr" },
         );
+        if let Some((timeout, prefix)) = persistence {
+            let mask = Ipv4Addr::from(u32::MAX << (32 - prefix));
+            text += &format!("persistence_timeout = {timeout}\npersistence_granularity = \"{mask}\"\n");
+        }
+        text += &format!("quorum = {quorum}\nhysteresis = {}\n", hysteresis % quorum);
+        if let Some((host, inhibit)) = sorry {
+            text += &format!(
+                "sorry_server = {{ ip = \"10.0.0.{host}\", port = 443 }}\nsorry_server_inhibit = {inhibit}\n"
+            );
+        }
         for (i, weight) in weights.iter().enumerate() {
             text += &format!(
                 "[[virtual_server.real_server]]\nip = \"10.0.0.{}\"\nweight = {weight}\n\
@@ -1286,6 +1506,12 @@ proptest! {
         let config = parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         prop_assert_eq!(config.virtual_servers[0].real_servers.len(), weights.len());
         prop_assert_eq!(config.dataplane.cores.as_ref(), cores.as_ref());
+        let vs = &config.virtual_servers[0];
+        prop_assert_eq!(
+            vs.persistence().map(|p| (p.timeout.as_secs(), u32::from(p.prefix_len()))),
+            persistence.map(|(t, p)| (u64::from(t), p))
+        );
+        prop_assert_eq!(vs.sorry_server.map(|s| s.ip.octets()[3]), sorry.map(|(h, _)| h));
         let printed = config.to_toml();
         let again = parse(&printed, "printed").unwrap_or_else(|e| panic!("{e}\n{printed}"));
         prop_assert_eq!(&again, &config);

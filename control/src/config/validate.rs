@@ -12,12 +12,12 @@ use toml::Spanned;
 
 use super::model::{
     service_name, BindMode, Config, Control, Dataplane, GlobalDefs, HttpGet, Ipv4Net, LvsMethod,
-    Metrics, Origin, PollMode, RealServer, TcpCheck, Url, VirtualServer, VrrpInstance, VrrpScript,
-    VrrpState, XdpMode,
+    Metrics, Origin, PollMode, RealServer, SorryServer, TcpCheck, Url, VirtualServer, VrrpInstance,
+    VrrpScript, VrrpState, XdpMode,
 };
 use super::raw::{
     RawConfig, RawControl, RawDataplane, RawGlobalDefs, RawHttpGet, RawMetrics, RawRealServer,
-    RawTcpCheck, RawVirtualServer, RawVrrp, RawVrrpScript,
+    RawSorryServer, RawTcpCheck, RawVirtualServer, RawVrrp, RawVrrpScript,
 };
 use super::{line_of, ConfigError};
 use crate::vrrp::state::MAX_PREEMPT_DELAY;
@@ -35,6 +35,10 @@ const DEFAULT_HTTP_DELAY_BEFORE_RETRY: f64 = 3.0;
 const DEFAULT_TCP_DELAY_BEFORE_RETRY: f64 = 1.0;
 const DEFAULT_STATUS_CODE: i64 = 200;
 const DEFAULT_WEIGHT: i64 = 1;
+/// keepalived's default `quorum`: one unit of live weight.
+const DEFAULT_QUORUM: i64 = 1;
+/// keepalived reads `persistence_timeout` into 32 bits, as IPVS keeps it.
+const MAX_PERSISTENCE_TIMEOUT: i64 = u32::MAX as i64;
 const DEFAULT_BATCH_SIZE: i64 = 64;
 const DEFAULT_RING_SIZE: i64 = 2048;
 const DEFAULT_FRAME_SIZE: i64 = 4096;
@@ -303,6 +307,9 @@ struct VsSpans {
     vip: Range<usize>,
     rs_ip: Vec<Range<usize>>,
     rs_port: Vec<Option<Range<usize>>>,
+    /// `sorry_server`'s ip and (if written) port.
+    sorry_ip: Option<Range<usize>>,
+    sorry_port: Option<Range<usize>>,
 }
 
 /// Builds the effective configuration, or the first error (see [`super::parse`]).
@@ -354,6 +361,11 @@ pub(super) fn build(raw: RawConfig, text: &str, file: &str) -> Result<Config, Co
             .vs
             .iter()
             .map(|v| v.rs_ip.iter().map(|s| line_of(text, s.start)).collect())
+            .collect(),
+        sorry_server_ip: spans
+            .vs
+            .iter()
+            .map(|v| v.sorry_ip.as_ref().map(|s| line_of(text, s.start)))
             .collect(),
         vrrp_unicast_src_ip: spans
             .vrrp
@@ -410,6 +422,11 @@ fn vs_spans(v: &RawVirtualServer) -> VsSpans {
             .iter()
             .map(|r| r.get_ref().port.as_ref().map(Spanned::span))
             .collect(),
+        sorry_ip: v.sorry_server.as_ref().map(|s| s.get_ref().ip.span()),
+        sorry_port: v
+            .sorry_server
+            .as_ref()
+            .and_then(|s| s.get_ref().port.as_ref().map(Spanned::span)),
     }
 }
 
@@ -810,6 +827,49 @@ fn virtual_server(e: &mut Errors, v: &Spanned<RawVirtualServer>) -> VirtualServe
             "lvs_method {s:?} is not supported: xdplb forwards by direct server return only (DR)"
         )
     });
+    let persistence_timeout = v.persistence_timeout.as_ref().map(|t| {
+        Duration::from_secs(
+            e.int("persistence_timeout", t, 1, MAX_PERSISTENCE_TIMEOUT).unwrap_or(1),
+        )
+    });
+    let persistence_granularity = match (&v.persistence_granularity, persistence_timeout) {
+        (Some(g), Some(_)) => Some(netmask(e, g)),
+        (Some(g), None) => {
+            // keepalived then persists for 6 minutes; we ask for the timeout.
+            e.at(
+                g.span(),
+                "persistence_granularity needs persistence_timeout: say how long a client \
+                 stays with its real server (keepalived's default is 360)",
+            );
+            None
+        }
+        (None, Some(_)) => Some(Ipv4Addr::BROADCAST),
+        (None, None) => None,
+    };
+    let quorum: u32 = e.int_or("quorum", &v.quorum, DEFAULT_QUORUM, 1, i64::from(u32::MAX));
+    let hysteresis: u32 = e.int_or("hysteresis", &v.hysteresis, 0, 0, i64::from(u32::MAX));
+    if let Some(h) = &v.hysteresis {
+        if hysteresis >= quorum && quorum > 0 {
+            e.at(
+                h.span(),
+                format!(
+                    "hysteresis {hysteresis} must be less than quorum {quorum}: the quorum would \
+                     only be lost with no live weight at all"
+                ),
+            );
+        }
+    }
+    let notify = |e: &mut Errors, key: &str, v: &Option<Spanned<String>>| {
+        v.as_ref().map(|s| e.command(key, s))
+    };
+    let sorry_server = v.sorry_server.as_ref().map(|s| sorry_server(e, s.get_ref(), port));
+    let sorry_server_inhibit = v.sorry_server_inhibit.as_ref().is_some_and(|i| *i.get_ref());
+    if let (true, None, Some(i)) = (sorry_server_inhibit, &sorry_server, &v.sorry_server_inhibit) {
+        e.at(
+            i.span(),
+            "sorry_server_inhibit needs a sorry_server (keepalived ignores it without one)",
+        );
+    }
     VirtualServer {
         vip,
         port,
@@ -817,7 +877,50 @@ fn virtual_server(e: &mut Errors, v: &Spanned<RawVirtualServer>) -> VirtualServe
         lvs_sched,
         lvs_method,
         delay_loop: e.secs("delay_loop", &v.delay_loop, DEFAULT_DELAY_LOOP, 0.001, DAY),
+        persistence_timeout,
+        persistence_granularity,
+        quorum,
+        hysteresis,
+        quorum_up: notify(e, "quorum_up", &v.quorum_up),
+        quorum_down: notify(e, "quorum_down", &v.quorum_down),
+        sorry_server,
+        sorry_server_inhibit,
         real_servers: v.real_server.iter().map(|r| real_server(e, r.get_ref(), port)).collect(),
+    }
+}
+
+/// A contiguous IPv4 netmask written as a dotted quad, as keepalived's
+/// `persistence_granularity` (check_parser.c: "netmask is not solid").
+fn netmask(e: &mut Errors, v: &Spanned<String>) -> Ipv4Addr {
+    let text = v.get_ref();
+    let Ok(mask) = text.parse::<Ipv4Addr>() else {
+        e.at(
+            v.span(),
+            format!("persistence_granularity {text:?} is not a netmask (e.g. \"255.255.255.0\")"),
+        );
+        return Ipv4Addr::BROADCAST;
+    };
+    let bits = u32::from(mask);
+    // Contiguous: ones from the top, then only zeros; at least one bit set.
+    if bits == 0 || bits.leading_ones() + bits.trailing_zeros() != 32 {
+        e.at(
+            v.span(),
+            format!(
+                "persistence_granularity {mask} is not a contiguous netmask \
+                 (ones then zeros, e.g. 255.255.255.0)"
+            ),
+        );
+    }
+    mask
+}
+
+fn sorry_server(e: &mut Errors, s: &RawSorryServer, virtual_port: u16) -> SorryServer {
+    SorryServer {
+        ip: e.unicast("sorry_server ip", &s.ip),
+        port: match &s.port {
+            Some(p) => e.int("sorry_server port", p, 1, 65535).unwrap_or(0),
+            None => virtual_port,
+        },
     }
 }
 
@@ -1256,6 +1359,26 @@ fn relations(e: &mut Errors, config: &mut Config, spans: &Spans) -> Option<Range
                     format!(
                         "real server {} is also a VIP: DR needs real servers with addresses of their own",
                         rs.ip
+                    ),
+                );
+            }
+        }
+        if let (Some(sorry), Some(ip_span)) = (&vs.sorry_server, &s.sorry_ip) {
+            if sorry.port != vs.port {
+                e.at(
+                    s.sorry_port.clone().unwrap_or_else(|| ip_span.clone()),
+                    format!(
+                        "DR cannot rewrite ports: sorry_server {}:{} differs from virtual port {}",
+                        sorry.ip, sorry.port, vs.port
+                    ),
+                );
+            }
+            if vips.contains(&sorry.ip) {
+                e.at(
+                    ip_span.clone(),
+                    format!(
+                        "sorry_server {} is a VIP: DR needs a sorry server with an address of its own",
+                        sorry.ip
                     ),
                 );
             }

@@ -21,8 +21,8 @@ pub enum Probe {
 /// A report from a probe task.
 #[derive(Debug, Clone)]
 pub struct HealthReport {
-    /// The daemon's key for the real server (service index, server index).
-    pub key: (usize, usize),
+    /// The real server it probes.
+    pub key: crate::publish::ServerKey,
     /// Set when the server changed state with this result.
     pub transition: Option<Transition>,
     pub result: CheckResult,
@@ -30,7 +30,7 @@ pub struct HealthReport {
 
 /// Probes `target` from `bind` until the receiver goes away.
 pub async fn run(
-    key: (usize, usize),
+    key: crate::publish::ServerKey,
     target: SocketAddr,
     bind: Option<Ipv4Addr>,
     probe: Probe,

@@ -617,6 +617,8 @@ fn static_key(key: &str) -> &'static str {
         "notify_fault",
         "notify_stop",
         "notify",
+        "quorum_up",
+        "quorum_down",
         "connect_timeout",
         "retry",
         "delay_before_retry",
@@ -1615,7 +1617,19 @@ struct Service<'t> {
     table: Table,
     defaults: CheckDefaults,
     real_servers: Vec<RealServer<'t>>,
+    sorry: Option<Sorry>,
 }
+
+/// A `sorry_server IP [PORT]` line, with the `sorry_server_inhibit` that followed it.
+struct Sorry {
+    ip: Ipv4Addr,
+    port: Option<u16>,
+    loc: Loc,
+    inhibit: Option<Loc>,
+}
+
+/// keepalived's persistence timeout when none is written (IPVS_SVC_PERSISTENT_TIMEOUT).
+const DEFAULT_PERSISTENCE_TIMEOUT: i64 = 360;
 
 /// Converts every virtual_server; returns the ones xdplb can run.
 fn virtual_servers<'t>(cx: &mut Cx, conv: &Conversion<'t>) -> Vec<Service<'t>> {
@@ -1715,7 +1729,9 @@ fn virtual_server<'t>(
         table: Table::default(),
         defaults: CheckDefaults::default(),
         real_servers: Vec::new(),
+        sorry: None,
     };
+    let mut granularity: Option<Loc> = None;
     let mut protocol_set = false;
     let mut sched_set = false;
     let mut method: Option<(&Node, String)> = None;
@@ -1770,24 +1786,122 @@ fn virtual_server<'t>(
                 }
                 None => {}
             },
-            "persistence_timeout" | "persistence_granularity" | "persistence_engine" => cx.note(
+            "persistence_timeout" => {
+                // keepalived.conf(5): "persistence_timeout [<INTEGER>]", "default 6 minutes".
+                let timeout = match c.arg() {
+                    None => Some(DEFAULT_PERSISTENCE_TIMEOUT),
+                    Some(_) => cx.integer(c, 1, i64::from(u32::MAX)),
+                };
+                if let Some(t) = timeout {
+                    cx.set(&mut svc.table, "persistence_timeout", Value::Int(t), c);
+                }
+            }
+            "persistence_granularity" => {
+                if let Some(mask) = cx.value(c) {
+                    match contiguous_netmask(mask) {
+                        Some(mask) => {
+                            granularity = Some(c.loc);
+                            cx.set(
+                                &mut svc.table,
+                                "persistence_granularity",
+                                Value::Str(mask.to_string()),
+                                c,
+                            );
+                        }
+                        None => cx.note(
+                            c,
+                            NoteKind::Cosmetic,
+                            format!(
+                                "{mask:?} is not a contiguous IPv4 netmask: keepalived ignores it \
+                                 (\"netmask is not solid\"), so does xdplb"
+                            ),
+                        ),
+                    }
+                }
+            }
+            "persistence_engine" => cx.note(
                 c,
                 NoteKind::NotCarried,
-                "persistence (source-address affinity across connections) is not supported yet \
-                 by xdplb's data plane: each new connection is scheduled on its own",
+                "persistence engines (sip: affinity by Call-ID) are not supported by xdplb: left \
+                 out, clients persist by address only",
             ),
-            "quorum" | "hysteresis" | "quorum_up" | "quorum_down" => cx.note(
-                c,
-                NoteKind::NotCarried,
-                "quorum is not supported yet: no quorum_up/quorum_down scripts and no switch to a \
-                 sorry server when too few real servers are alive",
-            ),
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => cx.note(
-                c,
-                NoteKind::NotCarried,
-                "the sorry server is not supported yet: with every real server down the service \
-                 drops its traffic",
-            ),
+            "quorum" => {
+                if let Some(q) = cx.integer(c, 1, i64::from(u32::MAX)) {
+                    cx.set(&mut svc.table, "quorum", Value::Int(q), c);
+                }
+            }
+            "hysteresis" => {
+                if let Some(h) = cx.integer(c, 0, i64::from(u32::MAX)) {
+                    cx.set(&mut svc.table, "hysteresis", Value::Int(h), c);
+                }
+            }
+            "quorum_up" | "quorum_down" => notify(cx, c, &mut svc.table),
+            "sorry_server" => match cx.ipv4(c, 0) {
+                Some(ip) if !unicast_ok(ip) => cx.note(
+                    c,
+                    NoteKind::NotCarried,
+                    format!("{ip} is not a unicast address a server can have: left out"),
+                ),
+                Some(ip) => {
+                    // keepalived: no port, or port 0, leaves the port to IPVS.
+                    let port = match c.args.get(1).map(|p| p.parse::<u16>()) {
+                        None | Some(Ok(0)) => Ok(None),
+                        Some(Ok(p)) => Ok(Some(p)),
+                        Some(Err(_)) => Err(()),
+                    };
+                    match port {
+                        Ok(port) => {
+                            cx.carry(c);
+                            // A second line replaces the first, inhibit and all (alloc_ssvr).
+                            svc.sorry = Some(Sorry { ip, port, loc: c.loc, inhibit: None });
+                        }
+                        Err(()) => cx.note(
+                            c,
+                            NoteKind::Cosmetic,
+                            format!(
+                                "{:?} is not a port: keepalived skips this sorry server \
+                                 (\"Invalid sorry server\"), so does xdplb",
+                                c.args.get(1).map_or("", String::as_str)
+                            ),
+                        ),
+                    }
+                }
+                None => {}
+            },
+            "sorry_server_inhibit" => match svc.sorry.as_mut() {
+                Some(sorry) => {
+                    cx.carry(c);
+                    sorry.inhibit = Some(c.loc);
+                }
+                None => cx.note(
+                    c,
+                    NoteKind::Cosmetic,
+                    "comes before or without a sorry_server: keepalived ignores it (\"Ignoring \
+                     sorry_server inhibit used before or without sorry_server\"), so does xdplb",
+                ),
+            },
+            "sorry_server_lvs_method" => {
+                if let Some(m) = cx.value(c) {
+                    match &svc.sorry {
+                        None => cx.note(
+                            c,
+                            NoteKind::Cosmetic,
+                            "comes before or without a sorry_server: keepalived ignores it, so \
+                             does xdplb",
+                        ),
+                        Some(_) if m.eq_ignore_ascii_case("DR") => cx.carry(c),
+                        Some(sorry) => {
+                            let ip = sorry.ip;
+                            cx.note(
+                                c,
+                                NoteKind::Refused,
+                                format!("{m}: {DR_ONLY}: sorry_server {ip} is left out"),
+                            );
+                            svc.sorry = None;
+                        }
+                    }
+                }
+            }
             "alpha" => cx.note(
                 c,
                 NoteKind::NotCarried,
@@ -1838,6 +1952,16 @@ fn virtual_server<'t>(
             }
         }
     }
+
+    // check_parser.c: a granularity without a timeout persists for the default.
+    if let (Some(loc), None) = (granularity, svc.table.get("persistence_timeout")) {
+        svc.table.set(
+            "persistence_timeout",
+            Value::Int(DEFAULT_PERSISTENCE_TIMEOUT),
+            Some(cx.from(loc)),
+        );
+    }
+    quorum_hysteresis(cx, n, &mut svc.table);
 
     // keepalived's defaults when unwritten: NAT, wlc, UDP (check_data.c).
     let dr_everywhere = !svc.real_servers.is_empty()
@@ -1916,6 +2040,44 @@ fn virtual_server<'t>(
         _ => true,
     });
     Some(svc)
+}
+
+/// xdplb wants `hysteresis < quorum`. keepalived takes a larger one, and then
+/// loses the quorum only with no live weight ("!weight_sum"): a hysteresis of
+/// `quorum - 1` loses it at the same point, but regains it earlier.
+fn quorum_hysteresis(cx: &mut Cx, n: &Node, table: &mut Table) {
+    let quorum = match table.get("quorum") {
+        Some(Value::Int(q)) => *q,
+        _ => 1,
+    };
+    let Some(Value::Int(h)) = table.get("hysteresis").cloned() else { return };
+    if h < quorum {
+        return;
+    }
+    let from = table.entries.iter().find(|e| e.key == "hysteresis").and_then(|e| e.from.clone());
+    let loc = from.as_deref().and_then(|f| cx.loc_of(f)).unwrap_or(n.loc);
+    table.set("hysteresis", Value::Int(quorum - 1), from);
+    cx.note_at(
+        loc,
+        "hysteresis",
+        NoteKind::Approximated,
+        format!(
+            "hysteresis {h} is not below quorum {quorum}: keepalived then loses the quorum only \
+             with no live weight, as xdplb does with hysteresis {}, which it carries; the quorum \
+             comes back at a live weight of {} instead of {}",
+            quorum - 1,
+            quorum + quorum - 1,
+            quorum + h
+        ),
+    );
+}
+
+/// `mask` if it is a dotted IPv4 netmask of contiguous ones (keepalived's
+/// check_parser.c `pgr_handler`: "Ensure the netmask is solid").
+fn contiguous_netmask(mask: &str) -> Option<Ipv4Addr> {
+    let ip = mask.parse::<Ipv4Addr>().ok()?;
+    let bits = u32::from(ip);
+    (bits != 0 && bits.leading_ones() + bits.trailing_zeros() == 32).then_some(ip)
 }
 
 /// A real server's own `lvs_method`/`lb_kind`, if written.
@@ -2479,6 +2641,9 @@ fn service_out(
     if ep.loc != svc.node.loc {
         comment.push(format!("{} {}:{} (from the group)", cx.from(ep.loc), ep.vip, ep.port));
     }
+    if let Some(sorry) = &svc.sorry {
+        sorry_out(cx, sorry, ep, all_vips, &mut table);
+    }
     let mut real_servers = Vec::new();
     let mut seen: HashSet<Ipv4Addr> = HashSet::new();
     for rs in &svc.real_servers {
@@ -2506,6 +2671,46 @@ fn service_out(
         real_servers.push(real_server_out(cx, svc, rs, ep));
     }
     ServiceOut { section: Section { comment, table }, real_servers }
+}
+
+/// `sorry_server = { ip = "…" }` (the port is always the virtual port) and
+/// `sorry_server_inhibit`, unless the sorry server is a VIP.
+fn sorry_out(
+    cx: &mut Cx,
+    sorry: &Sorry,
+    ep: &Endpoint,
+    all_vips: &HashSet<Ipv4Addr>,
+    table: &mut Table,
+) {
+    if all_vips.contains(&sorry.ip) {
+        cx.note_at(
+            sorry.loc,
+            "sorry_server",
+            NoteKind::Refused,
+            format!(
+                "{} is also a VIP: DR needs a sorry server with an address of its own; left out",
+                sorry.ip
+            ),
+        );
+        return;
+    }
+    if let Some(p) = sorry.port.filter(|p| *p != ep.port) {
+        cx.note_at(
+            sorry.loc,
+            "sorry_server",
+            NoteKind::Cosmetic,
+            format!(
+                "port {p}: DR cannot rewrite ports, so traffic goes to port {} (IPVS sends a DR \
+                 destination the packet unchanged too)",
+                ep.port
+            ),
+        );
+    }
+    let inline = vec![("ip", Value::Str(sorry.ip.to_string()))];
+    table.set("sorry_server", Value::Inline(inline), Some(cx.from(sorry.loc)));
+    if let Some(loc) = sorry.inhibit {
+        table.set("sorry_server_inhibit", Value::Bool(true), Some(cx.from(loc)));
+    }
 }
 
 fn real_server_out(cx: &mut Cx, svc: &Service, rs: &RealServer, ep: &Endpoint) -> RealServerOut {

@@ -12,6 +12,8 @@ pub(super) enum Value {
     Float(f64),
     Bool(bool),
     Strs(Vec<String>),
+    /// An inline table, `{ key = value, … }`, keys in the order given.
+    Inline(Vec<(&'static str, Value)>),
 }
 
 /// One `key = value`, with the `FILE:LINE` it came from.
@@ -138,8 +140,22 @@ const VRRP_ORDER: &[&str] = &[
     "notify",
     "virtual_ipaddress",
 ];
-const SERVICE_ORDER: &[&str] =
-    &["vip", "port", "protocol", "lvs_sched", "lvs_method", "delay_loop"];
+const SERVICE_ORDER: &[&str] = &[
+    "vip",
+    "port",
+    "protocol",
+    "lvs_sched",
+    "lvs_method",
+    "delay_loop",
+    "persistence_timeout",
+    "persistence_granularity",
+    "quorum",
+    "hysteresis",
+    "quorum_up",
+    "quorum_down",
+    "sorry_server",
+    "sorry_server_inhibit",
+];
 const REAL_SERVER_ORDER: &[&str] = &["ip", "port", "weight", "inhibit_on_failure"];
 const CHECK_ORDER: &[&str] =
     &["connect_port", "connect_timeout", "bindto", "retry", "delay_before_retry"];
@@ -227,6 +243,11 @@ fn value(v: &Value) -> String {
             let items: Vec<String> = list.iter().map(|t| string(t)).collect();
             format!("[{}]", items.join(", "))
         }
+        Value::Inline(entries) => {
+            let items: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{k} = {}", value(v))).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
     }
 }
 
@@ -296,6 +317,31 @@ mod tests {
         let name_at = text.find("name =").expect("name");
         let vip_at = text.find("virtual_ipaddress =").expect("vip");
         assert!(name_at < vip_at, "{text}");
+    }
+
+    #[test]
+    fn inline_tables_are_one_toml_line() {
+        let mut table = Table::default();
+        table.set("vip", Value::Str("10.0.0.1".into()), None);
+        let sorry = vec![("ip", Value::Str("10.0.0.9".into())), ("port", Value::Int(80))];
+        table.set("sorry_server", Value::Inline(sorry), Some("k.conf:3".into()));
+        let out = Output {
+            services: vec![ServiceOut {
+                section: Section { comment: Vec::new(), table },
+                real_servers: vec![RealServerOut::default()],
+            }],
+            ..Output::default()
+        };
+        let text = write(&out);
+        assert!(
+            text.contains("sorry_server = { ip = \"10.0.0.9\", port = 80 } # k.conf:3\n"),
+            "{text}"
+        );
+        let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+        let service = &parsed["virtual_server"][0];
+        assert_eq!(service["sorry_server"]["ip"].as_str(), Some("10.0.0.9"));
+        assert_eq!(service["sorry_server"]["port"].as_integer(), Some(80));
+        assert!(service["real_server"].as_array().is_some_and(|a| a.len() == 1));
     }
 
     proptest! {

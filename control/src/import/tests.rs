@@ -168,19 +168,83 @@ fn snippets() -> Vec<Snippet> {
             },
         },
         Snippet {
-            what: "persistence, quorum, sorry server: named, the service carried",
+            what: "persistence, quorum and sorry server are carried",
             text: service(
                 " persistence_timeout 50\n persistence_granularity 255.255.255.0\n quorum 2\n \
-                 hysteresis 1\n sorry_server 10.0.0.9 80\n",
+                 hysteresis 1\n quorum_up \"/bin/up.sh now\"\n quorum_down /bin/down.sh\n \
+                 sorry_server 10.0.0.9 80\n sorry_server_inhibit\n sorry_server_lvs_method DR\n",
             ),
-            notes: &[
-                (5, "persistence_timeout", N),
-                (6, "persistence_granularity", N),
-                (7, "quorum", N),
-                (8, "hysteresis", N),
-                (9, "sorry_server", N),
-            ],
-            check: |c| assert_eq!(c.virtual_servers.len(), 1),
+            notes: &[],
+            check: |c| {
+                let vs = &c.virtual_servers[0];
+                let p = vs.persistence().expect("persistent");
+                assert_eq!((p.timeout.as_secs(), p.prefix_len()), (50, 24));
+                assert_eq!((vs.quorum, vs.hysteresis), (2, 1));
+                assert_eq!(vs.quorum_up.as_deref(), Some("/bin/up.sh now"));
+                assert_eq!(vs.quorum_down.as_deref(), Some("/bin/down.sh"));
+                let sorry = vs.sorry_server.expect("sorry server");
+                assert_eq!((sorry.ip.to_string(), sorry.port), ("10.0.0.9".to_owned(), 80));
+                assert!(vs.sorry_server_inhibit);
+            },
+        },
+        Snippet {
+            what: "persistence as keepalived defaults it: 360 s, per client address",
+            text: format!(
+                "{}{}",
+                service(" persistence_timeout\n"),
+                "virtual_server 10.0.0.100 81 {\n lvs_method DR\n lvs_sched wrr\n protocol TCP\n \
+                 persistence_granularity 255.255.0.0\n}\n"
+            ),
+            notes: &[],
+            check: |c| {
+                let p = c.virtual_servers[0].persistence().expect("persistent");
+                assert_eq!((p.timeout.as_secs(), p.prefix_len()), (360, 32));
+                let p = c.virtual_servers[1].persistence().expect("persistent");
+                assert_eq!((p.timeout.as_secs(), p.prefix_len()), (360, 16));
+            },
+        },
+        Snippet {
+            what: "a netmask with holes is ignored, as keepalived ignores it",
+            text: service(" persistence_granularity 255.0.255.0\n"),
+            notes: &[(5, "persistence_granularity", C)],
+            check: |c| assert_eq!(c.virtual_servers[0].persistence(), None),
+        },
+        Snippet {
+            what: "a hysteresis not below the quorum is carried as quorum - 1",
+            text: service(" quorum 3\n hysteresis 5\n"),
+            notes: &[(6, "hysteresis", A)],
+            check: |c| assert_eq!((c.virtual_servers[0].quorum, c.virtual_servers[0].hysteresis), (3, 2)),
+        },
+        Snippet {
+            what: "sorry_server_inhibit before its sorry_server is ignored, as by keepalived",
+            text: service(" sorry_server_inhibit\n sorry_server 10.0.0.9 8080\n"),
+            notes: &[(5, "sorry_server_inhibit", C), (6, "sorry_server", C)],
+            check: |c| {
+                let vs = &c.virtual_servers[0];
+                // DR: the sorry server is sent the virtual port.
+                assert_eq!(vs.sorry_server.map(|s| s.port), Some(80));
+                assert!(!vs.sorry_server_inhibit);
+            },
+        },
+        Snippet {
+            what: "a sorry server no host can have is left out",
+            text: service(" sorry_server 224.0.0.18 80\n"),
+            notes: &[(5, "sorry_server", N)],
+            check: |c| assert_eq!(c.virtual_servers[0].sorry_server, None),
+        },
+        Snippet {
+            what: "a NAT sorry server or one that is a VIP is refused, the service kept",
+            text: format!(
+                "{}{}",
+                service(" sorry_server 10.0.0.9 80\n sorry_server_lvs_method NAT\n"),
+                "virtual_server 10.0.0.100 81 {\n lvs_method DR\n lvs_sched wrr\n protocol TCP\n \
+                 sorry_server 10.0.0.100 81\n}\n"
+            ),
+            notes: &[(6, "sorry_server_lvs_method", R), (12, "sorry_server", R)],
+            check: |c| {
+                assert_eq!(c.virtual_servers.len(), 2);
+                assert!(c.virtual_servers.iter().all(|vs| vs.sorry_server.is_none()));
+            },
         },
         Snippet {
             what: "checkers xdplb lacks are named, the real server kept without them",
@@ -513,31 +577,31 @@ const IF: &str = "[dataplane] interface";
 #[rustfmt::skip]
 const SAMPLES: &[Sample] = &[
     Sample { name: "keepalived.conf.HTTP_GET.port",
-        shipped: &[(13, IF, N), (16, "lb_kind", R), (17, "persistence_timeout", N), (22, "SSL_GET", N)],
-        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (17, "persistence_timeout", N), (22, "SSL_GET", N)]),
+        shipped: &[(13, IF, N), (16, "lb_kind", R), (22, "SSL_GET", N)],
+        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (22, "SSL_GET", N)]),
         services: 1, instances: 0 },
     // Refused for IPv6 (and, as shipped, for NAT too: every reason is named).
     Sample { name: "keepalived.conf.IPv6",
-        shipped: &[(13, "virtual_server", R), (13, IF, N), (16, "lb_kind", R), (17, "persistence_timeout", N), (21, "real_server", R)],
-        dr: Some(&[(13, "virtual_server", R), (13, IF, N), (17, "persistence_timeout", N), (21, "real_server", R)]),
+        shipped: &[(13, "virtual_server", R), (13, IF, N), (16, "lb_kind", R), (21, "real_server", R)],
+        dr: Some(&[(13, "virtual_server", R), (13, IF, N), (21, "real_server", R)]),
         services: 0, instances: 0 },
     Sample { name: "keepalived.conf.PING_CHECK",
-        shipped: &[(14, IF, N), (17, "lb_kind", R), (18, "persistence_timeout", N), (23, "PING_CHECK", N)],
-        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (18, "persistence_timeout", N), (23, "PING_CHECK", N)]),
+        shipped: &[(14, IF, N), (17, "lb_kind", R), (23, "PING_CHECK", N)],
+        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (23, "PING_CHECK", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.SMTP_CHECK",
         shipped: &[(25, IF, N), (28, "lb_kind", R), (39, "SMTP_CHECK", N), (58, "SMTP_CHECK", N), (89, "SMTP_CHECK", N)],
         dr: Some(&[(25, "virtual_server", A), (25, IF, N), (39, "SMTP_CHECK", N), (58, "SMTP_CHECK", N), (89, "SMTP_CHECK", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.SSL_GET",
-        shipped: &[(19, "authentication", N), (33, "lb_kind", R), (34, "persistence_timeout", N), (39, "SSL_GET", N),
-                   (58, "lb_kind", R), (59, "persistence_timeout", N), (65, "url", A), (69, "url", A)],
-        dr: Some(&[(19, "authentication", N), (30, "virtual_server", A), (34, "persistence_timeout", N), (39, "SSL_GET", N),
-                   (59, "persistence_timeout", N), (65, "url", A), (69, "url", A)]),
+        shipped: &[(19, "authentication", N), (33, "lb_kind", R), (39, "SSL_GET", N),
+                   (58, "lb_kind", R), (65, "url", A), (69, "url", A)],
+        dr: Some(&[(19, "authentication", N), (30, "virtual_server", A), (39, "SSL_GET", N),
+                   (65, "url", A), (69, "url", A)]),
         services: 2, instances: 1 },
     Sample { name: "keepalived.conf.UDP_CHECK",
-        shipped: &[(14, IF, N), (17, "lb_kind", R), (18, "persistence_timeout", N), (23, "UDP_CHECK", N)],
-        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (18, "persistence_timeout", N), (23, "UDP_CHECK", N)]),
+        shipped: &[(14, IF, N), (17, "lb_kind", R), (23, "UDP_CHECK", N)],
+        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (23, "UDP_CHECK", N)]),
         services: 1, instances: 0 },
     // No -i given: every @high/@low line is skipped, as keepalived without -i
     // does, which leaves check_VI_0 without a script.
@@ -546,34 +610,32 @@ const SAMPLES: &[Sample] = &[
                    (19, "@high", N), (20, "@low", N), (23, "use_vmac", N), (25, "check_VI_0", N), (29, "eth2", N)],
         dr: None, services: 0, instances: 1 },
     Sample { name: "keepalived.conf.fwmark",
-        shipped: &[(7, "virtual_server", R), (7, IF, N), (10, "lb_kind", R), (11, "persistence_timeout", N)],
-        dr: Some(&[(7, "virtual_server", R), (7, IF, N), (11, "persistence_timeout", N)]),
+        shipped: &[(7, "virtual_server", R), (7, IF, N), (10, "lb_kind", R)],
+        dr: Some(&[(7, "virtual_server", R), (7, IF, N)]),
         services: 0, instances: 0 },
     Sample { name: "keepalived.conf.inhibit",
-        shipped: &[(13, IF, N), (16, "lb_kind", R), (17, "persistence_timeout", N), (24, "url", A)],
-        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (17, "persistence_timeout", N), (24, "url", A)]),
+        shipped: &[(13, IF, N), (16, "lb_kind", R), (24, "url", A)],
+        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (24, "url", A)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.misc_check",
-        shipped: &[(14, IF, N), (17, "lb_kind", R), (18, "persistence_timeout", N), (23, "MISC_CHECK", N)],
-        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (18, "persistence_timeout", N), (23, "MISC_CHECK", N)]),
+        shipped: &[(14, IF, N), (17, "lb_kind", R), (23, "MISC_CHECK", N)],
+        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (23, "MISC_CHECK", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.misc_check_arg",
-        shipped: &[(13, IF, N), (16, "lb_kind", R), (17, "persistence_timeout", N), (22, "MISC_CHECK", N)],
-        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (17, "persistence_timeout", N), (22, "MISC_CHECK", N)]),
+        shipped: &[(13, IF, N), (16, "lb_kind", R), (22, "MISC_CHECK", N)],
+        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (22, "MISC_CHECK", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.quorum",
-        shipped: &[(23, IF, N), (26, "lb_kind", R), (27, "persistence_timeout", N), (29, "alpha", N), (30, "omega", N),
-                   (31, "quorum", N), (32, "hysteresis", N), (33, "quorum_up", N), (34, "quorum_down", N)],
-        dr: Some(&[(23, "virtual_server", A), (23, IF, N), (27, "persistence_timeout", N), (29, "alpha", N), (30, "omega", N),
-                   (31, "quorum", N), (32, "hysteresis", N), (33, "quorum_up", N), (34, "quorum_down", N)]),
+        shipped: &[(23, IF, N), (26, "lb_kind", R), (29, "alpha", N), (30, "omega", N)],
+        dr: Some(&[(23, "virtual_server", A), (23, IF, N), (29, "alpha", N), (30, "omega", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.sample",
-        shipped: &[(29, "lb_kind", R), (30, "persistence_timeout", N), (33, "sorry_server", N), (38, "url", A)],
-        dr: Some(&[(26, "virtual_server", A), (30, "persistence_timeout", N), (33, "sorry_server", N), (38, "url", A)]),
+        shipped: &[(29, "lb_kind", R), (38, "url", A)],
+        dr: Some(&[(26, "virtual_server", A), (38, "url", A)]),
         services: 1, instances: 1 },
     Sample { name: "keepalived.conf.status_code",
-        shipped: &[(14, IF, N), (17, "lb_kind", R), (18, "persistence_timeout", N), (23, "SSL_GET", N)],
-        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (18, "persistence_timeout", N), (23, "SSL_GET", N)]),
+        shipped: &[(14, IF, N), (17, "lb_kind", R), (23, "SSL_GET", N)],
+        dr: Some(&[(14, "virtual_server", A), (14, IF, N), (23, "SSL_GET", N)]),
         services: 1, instances: 0 },
     Sample { name: "keepalived.conf.track_interface",
         shipped: &[(7, "static_routes", N), (25, "192.168.200.17", N), (26, "192.168.200.18", N), (28, "virtual_routes", N)],
@@ -581,17 +643,17 @@ const SAMPLES: &[Sample] = &[
     // In DR the group gives 11 VIP:ports (.3-10 is 8); 192.168.200.1 is both a
     // VIP of the group and a real server, which DR cannot do.
     Sample { name: "keepalived.conf.virtual_server_group",
-        shipped: &[(18, "fwmark", R), (19, "fwmark", R), (22, IF, N), (25, "lb_kind", R), (26, "persistence_timeout", N),
+        shipped: &[(18, "fwmark", R), (19, "fwmark", R), (22, IF, N), (25, "lb_kind", R), 
                    (32, "url", A), (45, "url", A)],
         dr: Some(&[(14, "virtual_server", A), (15, "virtual_server", A), (16, "virtual_server", A),
                    (17, "virtual_server", A), (17, "virtual_server", A), (17, "virtual_server", A), (17, "virtual_server", A),
                    (17, "virtual_server", A), (17, "virtual_server", A), (17, "virtual_server", A), (17, "virtual_server", A),
-                   (18, "fwmark", R), (19, "fwmark", R), (22, IF, N), (26, "persistence_timeout", N),
+                   (18, "fwmark", R), (19, "fwmark", R), (22, IF, N), 
                    (29, "real_server", R), (32, "url", A), (45, "url", A)]),
         services: 11, instances: 0 },
     Sample { name: "keepalived.conf.virtualhost",
-        shipped: &[(13, IF, N), (16, "lb_kind", R), (17, "persistence_timeout", N), (19, "virtualhost", N), (24, "SSL_GET", N)],
-        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (17, "persistence_timeout", N), (19, "virtualhost", N), (24, "SSL_GET", N)]),
+        shipped: &[(13, IF, N), (16, "lb_kind", R), (19, "virtualhost", N), (24, "SSL_GET", N)],
+        dr: Some(&[(13, "virtual_server", A), (13, IF, N), (19, "virtualhost", N), (24, "SSL_GET", N)]),
         services: 1, instances: 0 },
     // Only e-mail and a label left out: complete.
     Sample { name: "keepalived.conf.vrrp", shipped: &[], dr: None, services: 0, instances: 4 },
@@ -600,8 +662,8 @@ const SAMPLES: &[Sample] = &[
                    (57, "chk_haproxy", N), (73, "eth0", N), (74, "eth2", N), (78, "chk_haproxy", N)],
         dr: None, services: 0, instances: 9 },
     Sample { name: "keepalived.conf.vrrp.lvs_syncd",
-        shipped: &[(3, "vrrp_sync_group", N), (11, "lvs_sync_daemon_interface", N), (53, "lb_kind", R), (54, "persistence_timeout", N)],
-        dr: Some(&[(3, "vrrp_sync_group", N), (11, "lvs_sync_daemon_interface", N), (54, "persistence_timeout", N)]),
+        shipped: &[(3, "vrrp_sync_group", N), (11, "lvs_sync_daemon_interface", N), (53, "lb_kind", R)],
+        dr: Some(&[(3, "vrrp_sync_group", N), (11, "lvs_sync_daemon_interface", N)]),
         services: 1, instances: 3 },
     Sample { name: "keepalived.conf.vrrp.routes",
         shipped: &[(7, "static_routes", N), (22, "192.168.200.17", N), (23, "192.168.200.18", N), (25, "virtual_routes", N)],
@@ -779,8 +841,7 @@ fn includes_glob_relative_to_the_including_file() {
     )
     .expect("write");
     std::fs::create_dir_all(dir.join("services")).expect("dir");
-    std::fs::write(dir.join("services/web.conf"), service(" persistence_timeout 9\n"))
-        .expect("write");
+    std::fs::write(dir.join("services/web.conf"), service(" alpha\n")).expect("write");
 
     let report = import(&dir.join("keepalived.conf")).expect("reads");
     let got: Vec<(String, usize, NoteKind)> = report

@@ -6,6 +6,7 @@
 pub mod capture; // tcpdump in a namespace: wait until listening, stop by SIGINT, read frames
 pub mod cmd; // running ip/ethtool/sysctl/tcpdump with every exit status checked
 pub mod config; // xdplb TOML for lab tests (one director, or a VRRP pair; also keepalived.conf)
+pub mod faults; // status --json read back, TCP flows held open, a hand-made gratuitous ARP
 pub mod frames; // malformed and hand-made frames for injection, built with dataplane::wire
 pub mod http; // HTTP/1.0 client for a thread inside a namespace: one flow per request
 #[allow(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod netns; // named namespaces: RAII guard, threads that setns into one
 pub mod pcap; // minimal pcap file reader for tcpdump's output
 pub mod process; // processes started in namespaces, killed by PID; xdplb under test
 pub mod segment; // cable pulls, partitions, who holds the VIP, the router's entry for it
+pub mod soak; // the soak test: UDP server, paced HTTP+UDP load, RSS slope, AF_XDP stats
 pub mod vrrp; // adverts and ARP decoded from captures; who was master when
 pub mod wait; // wait_until: poll a condition, never sleep for a guess
 
