@@ -29,6 +29,12 @@ pub const MIN_FRAME: usize = HEADER_MAX;
 pub const MAX_FRAME: usize = 1514;
 /// The first client address; flow i uses CLIENT_BASE + i / PORT_SPAN.
 pub const CLIENT_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 0);
+/// The first client address of a second generator running beside the
+/// first (on another CPU): its flows must not be the first one's, or both
+/// receiving queues would see the same 5-tuples (a NIC's flow hash never
+/// splits a flow). 2^20 addresses above CLIENT_BASE: a flood of 60000 x 2^20
+/// frames before they meet.
+pub const SECOND_CLIENT_BASE: Ipv4Addr = Ipv4Addr::new(10, 216, 0, 0);
 /// The first client port.
 pub const PORT_BASE: u16 = 1024;
 /// Client ports per client address.
@@ -93,6 +99,9 @@ pub struct GenSpec {
     pub frame_bytes: usize,
     /// Distinct 5-tuples cycled through; 0 = a new one for every frame.
     pub flows: u32,
+    /// The first client (source) address ([`CLIENT_BASE`] unless a second
+    /// generator runs beside the first).
+    pub client_base: Ipv4Addr,
     /// Ethernet source (the generator's interface).
     pub src_mac: Mac,
     /// Ethernet destination (the device under test).
@@ -110,7 +119,7 @@ impl GenSpec {
         if !(MIN_FRAME..=MAX_FRAME).contains(&self.frame_bytes) {
             return Err(GenError::FrameSize(self.frame_bytes));
         }
-        let mut spec = FrameSpec::new(CLIENT_BASE, PORT_BASE, self.dst_ip, self.dst_port);
+        let mut spec = FrameSpec::new(self.client_base, PORT_BASE, self.dst_ip, self.dst_port);
         spec.src_mac = self.src_mac;
         spec.dst_mac = self.dst_mac;
         let headers = self.traffic.timestamp_offset();
@@ -140,7 +149,7 @@ impl GenSpec {
             at += bytes.len();
         };
         put(&self.flows.to_ne_bytes());
-        put(&u32::from(CLIENT_BASE).to_ne_bytes());
+        put(&u32::from(self.client_base).to_ne_bytes());
         put(&PORT_BASE.to_ne_bytes());
         put(&PORT_SPAN.to_ne_bytes());
         let ts_offset = u32::try_from(self.traffic.timestamp_offset()).unwrap_or(u32::MAX);
@@ -288,6 +297,7 @@ mod tests {
             traffic,
             frame_bytes,
             flows: 1000,
+            client_base: CLIENT_BASE,
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
             dst_ip: Ipv4Addr::new(10, 99, 0, 100),
@@ -323,6 +333,11 @@ mod tests {
         assert_eq!(bytes[76..80], 54u32.to_ne_bytes());
         // The TCP flags byte of the template is the SYN's.
         assert_eq!(bytes[14 + 20 + 13], 0x02);
+        let second = GenSpec { client_base: SECOND_CLIENT_BASE, ..s };
+        let bytes = second.config_bytes().unwrap();
+        assert_eq!(bytes[68..72], u32::from(SECOND_CLIENT_BASE).to_ne_bytes());
+        // The template's source address is the base: the first flow's.
+        assert_eq!(bytes[14 + 12..14 + 16], SECOND_CLIENT_BASE.octets());
         let udp = spec(Traffic::Udp, 64).config_bytes().unwrap();
         assert_eq!(udp[40..42], [0, 0], "UDP checksum off");
         assert_eq!(udp[76..80], 42u32.to_ne_bytes());

@@ -33,8 +33,9 @@ enum Command {
     /// one core, the device under test on the other), measures the
     /// generator's own ceiling (into XDP_DROP), the kernel's XDP_TX with MAC
     /// swap, testpmd macswap (when installed), kernel forwarding, and xdplb
-    /// with 1 and many flows; N runs each, interleaved; then latency at half
-    /// of each forwarder's median rate. Needs root.
+    /// with 1 and many flows, with 2 workers, and under a SYN flood; N runs
+    /// each, interleaved; then latency at half of each forwarder's median
+    /// rate. Needs root.
     Compare(CompareArgs),
     /// Print the table and draw the SVG again from a JSON file `compare` wrote.
     Plot {
@@ -58,7 +59,8 @@ struct CompareArgs {
     /// Draw pps bars and latency CDFs into this SVG.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Measured runs per forwarder (default 5; 3 with --quick).
+    /// Measured runs per forwarder (default 5; 3 with --quick, where the
+    /// 2-worker and SYN-flood settings run once, without latency).
     #[arg(long)]
     runs: Option<usize>,
     /// Seconds per measured run (default 3; 1 with --quick).
@@ -159,8 +161,13 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
     if duration.is_nan() || duration <= 0.0 || duration > 600.0 {
         anyhow::bail!("--duration {duration} is outside (0, 600] seconds");
     }
+    let runs = args.runs.unwrap_or(runs).max(1);
     let options = CompareOptions {
-        runs: args.runs.unwrap_or(runs).max(1),
+        runs,
+        // --quick keeps under a minute: the 2-worker and SYN-flood settings
+        // run once there, without a latency run.
+        extra_runs: if args.quick { 1 } else { runs },
+        extra_latency: !args.quick,
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup.min(duration)),
         flow_pass: Duration::from_secs_f64(if args.quick { 0.5 } else { 1.0 }),
@@ -188,6 +195,13 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
             0 => 65_536,
             n => n.saturating_mul(2).next_power_of_two().min(1 << 24),
         },
+        // A quarter of the default with --quick: a 1 s run must fill it
+        // even where the DUT takes in only ~50 k SYNs/s.
+        syn_flood_table: if args.quick {
+            bench::compare::SYN_FLOOD_TABLE / 4
+        } else {
+            bench::compare::SYN_FLOOD_TABLE
+        },
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -213,9 +227,13 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
          busy-polling forwarders (testpmd, xdplb poll=busy) the DUT's NAPI thread runs on cpu \
          {gen}, as a poller and the NAPI thread feeding it starve each other on one core (each \
          row's cpu_placement says what ran where). xdplb poll=busy is the max-rate setting: a \
-         whole core spins, and that counts in ns/pkt. One worker only: on veth the receiving \
-         queue follows the sending CPU and the generator has one core, so a second worker \
-         cannot be fed on this box.",
+         whole core spins, and that counts in ns/pkt. On veth the receiving queue follows the \
+         sending CPU (cpu mod queues), not a flow hash: one generator feeds one queue, so the \
+         workers=2 row runs a second generator on cpu {dut} for queue 1 (its note and \
+         dut_rx_queue_frames say what each queue got). The syn_flood row sends a TCP SYN of a \
+         new 5-tuple in every frame against a {table}-entry flow table, each run from an empty \
+         table.",
+        table = options.syn_flood_table,
         gen = options.gen_cpu,
         dut = options.dut_cpu,
     );

@@ -133,6 +133,90 @@ pub struct Row {
     /// `ethtool -S` name; e.g. `dut.rx_queue_0_drops`: the DUT's receive
     /// ring was full).
     pub losses: std::collections::BTreeMap<String, u64>,
+    /// What the reader must know to read this row (e.g. which receive
+    /// queues were fed); null when nothing.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Frames each of the DUT's receive queues took in over the measured
+    /// runs (veth `rx_queue_N_xdp_packets`), by queue.
+    #[serde(default)]
+    pub dut_rx_queue_frames: Vec<u64>,
+    /// xdplb: each worker's busy seconds (`xdplb status --json`
+    /// `worker_stats`), by the queue it serves, added up over the runs'
+    /// processes (warm-ups included); empty for the others.
+    #[serde(default)]
+    pub worker_busy_seconds: Vec<f64>,
+    /// The SYN-flood setting's insertion and full-table figures; null in
+    /// the other rows.
+    #[serde(default)]
+    pub syn_flood: Option<SynFlood>,
+}
+
+/// The SYN-flood row: every frame a TCP SYN of a new 5-tuple against a
+/// small flow table, each run starting with an empty one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynFlood {
+    /// Flow-table entries of the worker (`flow_table_size`).
+    pub flow_table_size: u32,
+    /// Frames the worker took in, per run (`worker.rx`).
+    pub received: Vec<u64>,
+    /// Flows inserted and their SYN forwarded, per run (`worker.forward.new_flow`).
+    pub new_flows: Vec<u64>,
+    /// SYNs dropped because the table was full, per run (`worker.drop.flow_table_full`).
+    pub flow_table_full: Vec<u64>,
+    /// Frames the worker took in per second of generator time: how fast it
+    /// turns a flood away once the table is full.
+    pub received_pps: Option<Spread>,
+    /// The DUT's CPU time (NAPI + xdplb) per frame the worker took in, ns.
+    pub cpu_ns_per_received_frame: f64,
+    /// Whether some run inserted more flows than the table holds, which
+    /// only eviction could make room for.
+    pub evicted: bool,
+}
+
+impl SynFlood {
+    /// The summary of per-run counters; `dut_ns` is the DUT's CPU time over
+    /// all runs.
+    pub fn new(
+        flow_table_size: u32,
+        received: Vec<u64>,
+        new_flows: Vec<u64>,
+        flow_table_full: Vec<u64>,
+        received_pps: Option<Spread>,
+        dut_ns: u64,
+    ) -> Self {
+        let total: u64 = received.iter().sum();
+        Self {
+            cpu_ns_per_received_frame: if total > 0 { dut_ns as f64 / total as f64 } else { 0.0 },
+            evicted: new_flows.iter().any(|&n| n > u64::from(flow_table_size)),
+            flow_table_size,
+            received,
+            new_flows,
+            flow_table_full,
+            received_pps,
+        }
+    }
+
+    /// What the flood showed, in a sentence.
+    pub fn note(&self) -> String {
+        let max_new = self.new_flows.iter().copied().max().unwrap_or(0);
+        let full: u64 = self.flow_table_full.iter().sum();
+        let rate = self.received_pps.map_or(0.0, |s| s.median / 1e6);
+        let policy = if self.evicted {
+            "more than the table holds: entries were evicted".to_owned()
+        } else if full > 0 {
+            "then every further SYN was dropped and counted as flow_table_full, none evicted"
+                .to_owned()
+        } else {
+            "the table never filled".to_owned()
+        };
+        format!(
+            "a new 5-tuple per frame against flow_table_size={}: at most {max_new} flows \
+             inserted per run, {policy} ({full} in all); the worker took in {rate:.3} Mpps \
+             ({:.0} ns of DUT CPU per frame); pps counts only the forwarded SYNs",
+            self.flow_table_size, self.cpu_ns_per_received_frame
+        )
+    }
 }
 
 impl Row {
@@ -194,7 +278,7 @@ pub fn table(rows: &[Row], skipped: &[(String, String)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<28} {:>6} {:>7} {:>24} {:>8} {:>7} {:>7} {:>20} {:>9} {:>9}",
+        "{:<32} {:>6} {:>7} {:>24} {:>8} {:>7} {:>7} {:>20} {:>9} {:>9}",
         "forwarder",
         "bytes",
         "flows",
@@ -206,7 +290,15 @@ pub fn table(rows: &[Row], skipped: &[(String, String)]) -> String {
         "ns/pkt",
         "user ns"
     );
+    let mut notes = Vec::new();
     for row in rows {
+        let mark = match &row.note {
+            Some(note) => {
+                notes.push((row.label(), note.clone()));
+                format!("  [{}]", notes.len())
+            }
+            None => String::new(),
+        };
         let pps = row.pps.scaled(1e6);
         let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}"));
         let latency = row.latency_ns.as_ref().map_or("-".to_owned(), |l| {
@@ -219,7 +311,7 @@ pub fn table(rows: &[Row], skipped: &[(String, String)]) -> String {
         });
         let _ = writeln!(
             out,
-            "{:<28} {:>6} {:>7} {:>24} {:>8} {:>7} {:>7} {:>20} {:>9.0} {:>9.0}{}",
+            "{:<32} {:>6} {:>7} {:>24} {:>8} {:>7} {:>7} {:>20} {:>9.0} {:>9.0}{}{}",
             row.label(),
             row.frame_bytes,
             row.flows,
@@ -231,10 +323,14 @@ pub fn table(rows: &[Row], skipped: &[(String, String)]) -> String {
             row.cpu_ns_per_packet,
             row.cpu.forwarder_user_ns_per_packet,
             if row.generator_bound { "  (generator-bound)" } else { "" },
+            mark,
         );
     }
     for (name, why) in skipped {
-        let _ = writeln!(out, "{name:<28} skipped: {why}");
+        let _ = writeln!(out, "{name:<32} skipped: {why}");
+    }
+    for (i, (label, note)) in notes.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {label}: {note}", i + 1);
     }
     out
 }
@@ -375,6 +471,10 @@ mod tests {
             cpu_placement: "cpu 0 / cpu 1".to_owned(),
             forwarder_counters: None,
             losses: std::collections::BTreeMap::new(),
+            note: None,
+            dut_rx_queue_frames: vec![100, 0],
+            worker_busy_seconds: Vec::new(),
+            syn_flood: None,
         }
     }
 
@@ -414,6 +514,47 @@ mod tests {
         assert_eq!(text.lines().count(), 1 + 2 + 1);
         assert!(text.contains("2.700/3.000/3.300"), "{text}");
         assert!(text.contains("testpmd_macswap") && text.contains("not installed"));
+    }
+
+    #[test]
+    fn notes_become_footnotes() {
+        let mut noted = row("xdplb", 1.0e6, false);
+        noted.note = Some("the second worker idled".to_owned());
+        let rows = vec![row("xdp_tx", 3e6, true), noted];
+        let text = table(&rows, &[]);
+        assert_eq!(text.lines().count(), 1 + 2 + 1);
+        let marked = text.lines().find(|l| l.starts_with("xdplb")).unwrap();
+        assert!(marked.ends_with("[1]"), "{text}");
+        assert!(text.lines().last().unwrap().starts_with("[1] xdplb: the second"), "{text}");
+    }
+
+    #[test]
+    fn syn_flood_summary_tells_eviction_from_the_full_table_policy() {
+        let spread = Some(Spread { min: 1e6, median: 1e6, max: 1e6 });
+        let kept =
+            SynFlood::new(100, vec![1000, 900], vec![100, 100], vec![900, 800], spread, 1900);
+        assert!(!kept.evicted);
+        assert_eq!(kept.cpu_ns_per_received_frame, 1.0);
+        assert!(kept.note().contains("none evicted"), "{}", kept.note());
+        let evicting = SynFlood::new(100, vec![1000], vec![1000], vec![0], spread, 0);
+        assert!(evicting.evicted);
+        assert!(evicting.note().contains("evicted"));
+        assert!(SynFlood::new(100, vec![50], vec![50], vec![0], None, 0)
+            .note()
+            .contains("never filled"));
+    }
+
+    /// JSON written before the new keys existed still reads.
+    #[test]
+    fn rows_without_the_new_keys_read_back() {
+        let mut value = serde_json::to_value(row("xdp_tx", 3e6, false)).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for key in ["note", "dut_rx_queue_frames", "worker_busy_seconds", "syn_flood"] {
+            object.remove(key).unwrap();
+        }
+        let back: Row = serde_json::from_value(value).unwrap();
+        assert_eq!(back.note, None);
+        assert!(back.dut_rx_queue_frames.is_empty());
     }
 
     #[test]

@@ -119,6 +119,13 @@ impl Side {
         Ok(parse_ethtool_stats(&text))
     }
 
+    /// Frames each receive queue of this interface has taken in so far
+    /// (veth's `rx_queue_N_xdp_packets`: every frame its NAPI instance
+    /// polled, with or without an XDP program), indexed by queue.
+    pub fn rx_queue_frames(&self) -> Result<Vec<u64>, TopoError> {
+        Ok(queue_frames(&self.ethtool_stats()?))
+    }
+
     /// Pins every NAPI thread of this side to `cpu`; returns how many.
     pub fn pin_napi(&self, cpu: usize) -> Result<usize, TopoError> {
         let threads = self.napi_threads()?;
@@ -157,6 +164,8 @@ pub struct Topology {
     /// call adds it to the dispatcher and removes it again, each time
     /// waiting for an RCU grace period (milliseconds per call).
     pub gen_anchor_ifindex: u32,
+    /// The same for a second generator program (one program per interface).
+    pub gen_second_anchor_ifindex: u32,
 }
 
 impl Topology {
@@ -237,28 +246,34 @@ impl Topology {
             let threaded = format!("echo 1 > /sys/class/net/{ifname}/threaded");
             run("ip", &["netns", "exec", ns, "sh", "-c", &threaded])?;
         }
-        let anchor = format!("{base}a");
-        let anchor_peer = format!("{base}b");
-        run(
-            "ip",
-            &[
-                "-n",
-                &gen_ns,
-                "link",
-                "add",
-                "name",
-                &anchor,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &anchor_peer,
-            ],
-        )?;
-        for ifname in [&anchor, &anchor_peer] {
-            run("ip", &["-n", &gen_ns, "link", "set", "dev", ifname, "up"])?;
+        // Two anchors: one per generator program (a second one runs beside
+        // the first to feed a second receiving queue), one program each.
+        let mut anchors = Vec::new();
+        for (anchor, anchor_peer) in [("a", "b"), ("c", "e")] {
+            let anchor = format!("{base}{anchor}");
+            let anchor_peer = format!("{base}{anchor_peer}");
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &gen_ns,
+                    "link",
+                    "add",
+                    "name",
+                    &anchor,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &anchor_peer,
+                ],
+            )?;
+            for ifname in [&anchor, &anchor_peer] {
+                run("ip", &["-n", &gen_ns, "link", "set", "dev", ifname, "up"])?;
+            }
+            anchors.push(ifindex(&gen_ns, &anchor)?);
         }
-        let gen_anchor_ifindex = ifindex(&gen_ns, &anchor)?;
+        let (gen_anchor_ifindex, gen_second_anchor_ifindex) = (anchors[0], anchors[1]);
         for rs in REAL_SERVERS {
             run(
                 "ip",
@@ -293,7 +308,7 @@ impl Topology {
         };
         // From here on Topology's Drop removes the namespaces.
         guard.names.clear();
-        Ok(Self { gen, dut, queues: config.queues, gen_anchor_ifindex })
+        Ok(Self { gen, dut, queues: config.queues, gen_anchor_ifindex, gen_second_anchor_ifindex })
     }
 }
 
@@ -351,6 +366,29 @@ fn parse_ethtool_stats(text: &str) -> BTreeMap<String, u64> {
             Some((name.trim().to_owned(), value.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// The `rx_queue_N_xdp_packets` counters of veth's `ethtool -S`, by queue
+/// (a queue without its counter counts 0).
+fn queue_frames(stats: &BTreeMap<String, u64>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (name, &value) in stats {
+        let Some(queue) = name
+            .strip_prefix("rx_queue_")
+            .and_then(|rest| rest.strip_suffix("_xdp_packets"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        // Bounded: veth has at most a few thousand queues.
+        if queue < 4096 {
+            if out.len() <= queue {
+                out.resize(queue + 1, 0);
+            }
+            out[queue] = value;
+        }
+    }
+    out
 }
 
 /// "02:62:..." text of a MAC.
@@ -493,6 +531,14 @@ mod tests {
         let stats = parse_ethtool_stats(text);
         assert_eq!(stats.len(), 2);
         assert_eq!(stats["rx_queue_0_drops"], 17);
+    }
+
+    #[test]
+    fn queue_frames_are_indexed_by_queue() {
+        let text = "NIC statistics:\n     rx_queue_1_xdp_packets: 5\n     rx_queue_0_xdp_packets: 7\n     \
+                    rx_queue_0_xdp_bytes: 900\n     rx_queue_x_xdp_packets: 3\n";
+        assert_eq!(queue_frames(&parse_ethtool_stats(text)), vec![7, 5]);
+        assert!(queue_frames(&parse_ethtool_stats("peer_ifindex: 2\n")).is_empty());
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum XdplbError {
         /// The last lines it printed.
         log: String,
     },
+    /// `xdplb status --json` failed or said something unexpected.
+    #[error("xdplb status --json: {0}")]
+    Status(String),
     /// It did not stop cleanly.
     #[error("xdplb did not stop cleanly: {reason}; its last output:\n{log}")]
     Stop {
@@ -87,9 +90,10 @@ pub struct XdplbSettings {
     pub poll: Poll,
     /// Flow-table entries per worker.
     pub flow_table_size: u32,
-    /// The core xdplb (all its threads) runs on.
-    pub cpu: usize,
-    /// Workers (= RX queues served).
+    /// The cores xdplb's threads may run on; worker i is pinned to
+    /// `cores[i % len]` (`[dataplane] cores`).
+    pub cores: Vec<usize>,
+    /// Workers (= RX queues served, 0..workers).
     pub workers: u32,
     /// UDP or TCP service.
     pub traffic: Traffic,
@@ -138,11 +142,36 @@ pub fn config_text(settings: &XdplbSettings, interface: &str) -> String {
         "\n[dataplane]\ninterface = \"{interface}\"\nxdp_mode = \"native\"\nqueues = {}\n\
          cores = [{}]\npoll = \"{}\"\nflow_table_size = {}\n",
         settings.workers,
-        settings.cpu,
+        cpu_list(&settings.cores),
         settings.poll.name(),
         settings.flow_table_size
     ));
     text
+}
+
+/// "1, 0": the cores as a TOML array's inside.
+fn cpu_list(cores: &[usize]) -> String {
+    cores.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// One worker's load from `xdplb status --json` (`worker_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct WorkerBusy {
+    /// The RX queue it serves.
+    pub queue: u32,
+    /// Seconds it spent handling frames since it started.
+    pub busy_seconds: f64,
+    /// Seconds it has run.
+    pub total_seconds: f64,
+}
+
+/// The `worker_stats` of `xdplb status --json` output.
+pub fn parse_worker_stats(json: &str) -> Result<Vec<WorkerBusy>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        worker_stats: Vec<WorkerBusy>,
+    }
+    Ok(serde_json::from_str::<Status>(json)?.worker_stats)
 }
 
 /// A running xdplb; killed on drop if [`Self::stop`] was not called.
@@ -152,11 +181,13 @@ pub struct XdplbProcess {
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
     config: PathBuf,
+    binary: PathBuf,
+    netns: String,
 }
 
 impl XdplbProcess {
     /// Writes the configuration, starts xdplb in the DUT's namespace pinned
-    /// to `settings.cpu`, and waits (at most `timeout`) for it to be ready.
+    /// to `settings.cores`, and waits (at most `timeout`) for it to be ready.
     pub fn start(
         settings: &XdplbSettings,
         dut: &Side,
@@ -166,7 +197,8 @@ impl XdplbProcess {
         std::fs::write(&config, config_text(settings, &dut.ifname))
             .map_err(|source| XdplbError::Config { path: config.clone(), source })?;
         let spawned = Command::new("ip")
-            .args(["netns", "exec", &dut.netns, "taskset", "-c", &settings.cpu.to_string()])
+            .args(["netns", "exec", &dut.netns, "taskset", "-c"])
+            .arg(cpu_list(&settings.cores).replace(' ', ""))
             .arg(&settings.binary)
             .arg("run")
             .arg("--config")
@@ -196,7 +228,14 @@ impl XdplbProcess {
                 }
             });
         }
-        let mut process = Self { child, lines, log: Vec::new(), config };
+        let mut process = Self {
+            child,
+            lines,
+            log: Vec::new(),
+            config,
+            binary: settings.binary.clone(),
+            netns: dut.netns.clone(),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             match process.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -227,6 +266,27 @@ impl XdplbProcess {
     /// The process id (`ip netns exec` and `taskset` exec into xdplb).
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).unwrap_or(0)
+    }
+
+    /// Each worker's busy time so far, from `xdplb status --json` (through
+    /// its control socket in the DUT's namespace).
+    pub fn worker_busy(&self) -> Result<Vec<WorkerBusy>, XdplbError> {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .arg(&self.binary)
+            .args(["status", "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| XdplbError::Status(format!("spawning: {e}")))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(XdplbError::Status(format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        parse_worker_stats(&text).map_err(|e| XdplbError::Status(format!("{e} in {text:.200}")))
     }
 
     /// Stops it with SIGTERM and returns its final counters.
@@ -307,7 +367,7 @@ mod tests {
                 binary: PathBuf::from("xdplb"),
                 poll: Poll::Busy,
                 flow_table_size: 262_144,
-                cpu: 1,
+                cores: vec![1],
                 workers: 1,
                 traffic,
             };
@@ -318,5 +378,28 @@ mod tests {
             assert_eq!(config.dataplane.cores, Some(vec![1]));
             assert_eq!(config.virtual_servers[0].real_servers.len(), 2);
         }
+        let two = XdplbSettings {
+            binary: PathBuf::from("xdplb"),
+            poll: Poll::Adaptive,
+            flow_table_size: 65_536,
+            cores: vec![1, 0],
+            workers: 2,
+            traffic: Traffic::TcpSyn,
+        };
+        let config = control::config::parse(&config_text(&two, "xb1d"), "bench.toml").unwrap();
+        assert_eq!(config.dataplane.cores, Some(vec![1, 0]));
+        assert_eq!(config.dataplane.queues, Some(2));
+    }
+
+    #[test]
+    fn worker_stats_are_read_from_status_json() {
+        let json = r#"{"services": [], "worker_stats": [
+            {"queue": 0, "core": 1, "busy_seconds": 2.5, "total_seconds": 10.0},
+            {"queue": 1, "core": null, "busy_seconds": 0.0, "total_seconds": 10.0}]}"#;
+        let stats = parse_worker_stats(json).unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!((stats[1].queue, stats[1].busy_seconds), (1, 0.0));
+        assert_eq!(stats[0].busy_seconds, 2.5);
+        assert!(parse_worker_stats("{}").is_err());
     }
 }
