@@ -45,6 +45,9 @@ pub struct CompareOptions {
     pub extra_runs: usize,
     /// Whether the 2-worker setting gets a latency run.
     pub extra_latency: bool,
+    /// Whether XDP_TX also gets a latency run at the rate of each main
+    /// xdplb row's (the latency goal compares p99 at the same rate).
+    pub same_rate_reference: bool,
     /// Length of each measured run.
     pub duration: Duration,
     /// Full-speed sending before each measured run.
@@ -392,7 +395,19 @@ impl Harness {
                 all_runs
             }
         };
-        let total = cases.iter().map(|c| runs_of(c) + usize::from(latency_run(c))).sum::<usize>();
+        let xdp_tx = cases.iter().copied().find(|c| c.forwarder == Forwarder::XdpTx);
+        let same_rate_reference = self.options.same_rate_reference;
+        let same_rate_run = |case: &Case| {
+            same_rate_reference
+                && xdp_tx.is_some()
+                && matches!(case.forwarder, Forwarder::Xdplb(_))
+                && latency_run(case)
+                && !case.is_extra()
+        };
+        let total = cases
+            .iter()
+            .map(|c| runs_of(c) + usize::from(latency_run(c)) + usize::from(same_rate_run(c)))
+            .sum::<usize>();
         let mut step = 0;
         let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); cases.len()];
         for run in 0..self.options.runs {
@@ -434,7 +449,31 @@ impl Harness {
             ));
             latencies.push(Some(latency));
         }
-        Ok(Comparison { rows: self.rows(&cases, &runs, latencies), skipped })
+        let mut same_rate = vec![None; cases.len()];
+        for (i, case) in cases.iter().enumerate() {
+            let (Some(reference), Some(rate)) = (xdp_tx, latencies[i].as_ref().map(|l| l.at_pps))
+            else {
+                continue;
+            };
+            if !same_rate_run(case) || rate <= 0.0 {
+                continue;
+            }
+            step += 1;
+            // Paced at what xdplb delivered in its latency run, so that
+            // both see the same load.
+            let latency = self.latency(reference, rate)?;
+            progress(&format!(
+                "[{step:>2}/{total}] latency {} at {:.3} Mpps (the rate of {}): p50 {:.1} µs, p99 \
+                 {:.1} µs",
+                describe(reference),
+                rate / 1e6,
+                describe(*case),
+                latency.p50 as f64 / 1e3,
+                latency.p99 as f64 / 1e3,
+            ));
+            same_rate[i] = Some(latency);
+        }
+        Ok(Comparison { rows: self.rows(&cases, &runs, latencies, same_rate), skipped })
     }
 
     fn rows(
@@ -442,6 +481,7 @@ impl Harness {
         cases: &[Case],
         runs: &[Vec<Measurement>],
         latencies: Vec<Option<LatencySummary>>,
+        same_rate: Vec<Option<LatencySummary>>,
     ) -> Vec<Row> {
         let spread = |ms: &[Measurement], f: &dyn Fn(&Measurement) -> f64| {
             Spread::of(&ms.iter().map(f).collect::<Vec<_>>())
@@ -463,7 +503,8 @@ impl Harness {
             .iter()
             .zip(runs)
             .zip(latencies)
-            .map(|((case, ms), latency)| {
+            .zip(same_rate)
+            .map(|(((case, ms), latency), same_rate)| {
                 let pps = spread(ms, &Measurement::pps).unwrap_or(Spread {
                     min: 0.0,
                     median: 0.0,
@@ -506,6 +547,12 @@ impl Harness {
                     generator_ceiling_pps: ceiling,
                     generator_bound: ceiling
                         .is_some_and(|c| comparable && pps.median >= 0.9 * c.median),
+                    p99_ratio_to_xdp_tx_same_rate: match (&latency, &same_rate) {
+                        (Some(own), Some(reference)) if reference.p99 > 0 => {
+                            Some(own.p99 as f64 / reference.p99 as f64)
+                        }
+                        _ => None,
+                    },
                     latency_ns: latency,
                     ratio_to_xdp_tx: ratio(xdp_tx),
                     ratio_to_testpmd: ratio(testpmd),
@@ -533,6 +580,7 @@ impl Harness {
                     dut_rx_queue_frames: queue_frames,
                     worker_busy_seconds: worker_busy,
                     syn_flood,
+                    xdp_tx_latency_same_rate: same_rate,
                 }
             })
             .collect()
@@ -1017,6 +1065,7 @@ mod tests {
             runs: 1,
             extra_runs: 1,
             extra_latency: true,
+            same_rate_reference: false,
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             flow_pass: Duration::ZERO,

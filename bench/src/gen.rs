@@ -42,9 +42,13 @@ pub const PORT_SPAN: u16 = 60000;
 /// Frames per BPF_PROG_RUN call at full speed: long enough to amortise the
 /// call, short enough (a few ms) to stop on time.
 const MAX_RATE_CHUNK: u32 = 1 << 14;
-/// Frames per BPF_PROG_RUN call when paced: one kernel batch at most, so
-/// bursts stay short.
-const PACED_CHUNK: u32 = 64;
+/// Frames per BPF_PROG_RUN call when paced, at most: half of veth's
+/// receive ring, so that a burst never overflows it.
+const PACED_CHUNK: u32 = 128;
+/// BPF_PROG_RUN calls per second when paced, at most (see [`Pacer::new`]:
+/// a call per frame exhausted the kernel's 65,534 memory-model ids, ENOSPC,
+/// and slowed every later run of the invocation).
+const PACED_CALLS_PER_SEC: f64 = 4000.0;
 /// How far a paced run may fall behind before it gives frames up instead of
 /// catching up in a burst: veth's receive ring holds 256 frames.
 const PACED_BACKLOG: u64 = 256;
@@ -256,7 +260,8 @@ impl Generator {
     pub fn run(&self, plan: &Plan, stop: &AtomicBool) -> Result<GenReport, GenError> {
         let start = Instant::now();
         let mut frames = 0u64;
-        let mut pacer = plan.rate.map(|rate| Pacer::new(rate, PACED_CHUNK, PACED_BACKLOG));
+        let mut pacer =
+            plan.rate.map(|rate| Pacer::new(rate, PACED_CHUNK, PACED_BACKLOG, PACED_CALLS_PER_SEC));
         loop {
             let elapsed = start.elapsed();
             if elapsed >= plan.duration || stop.load(Ordering::Relaxed) {

@@ -168,6 +168,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
         // run once there, without a latency run.
         extra_runs: if args.quick { 1 } else { runs },
         extra_latency: !args.quick,
+        same_rate_reference: !args.quick,
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup.min(duration)),
         flow_pass: Duration::from_secs_f64(if args.quick { 0.5 } else { 1.0 }),

@@ -150,6 +150,14 @@ pub struct Row {
     /// the other rows.
     #[serde(default)]
     pub syn_flood: Option<SynFlood>,
+    /// xdplb's main rows: kernel XDP_TX paced at this row's latency rate,
+    /// the reference the latency goal names ("p99 at the same rate"); null
+    /// elsewhere and with `--quick`.
+    #[serde(default)]
+    pub xdp_tx_latency_same_rate: Option<LatencySummary>,
+    /// `latency_ns.p99` over `xdp_tx_latency_same_rate.p99`.
+    #[serde(default)]
+    pub p99_ratio_to_xdp_tx_same_rate: Option<f64>,
 }
 
 /// The SYN-flood row: every frame a TCP SYN of a new 5-tuple against a
@@ -329,6 +337,23 @@ pub fn table(rows: &[Row], skipped: &[(String, String)]) -> String {
     for (name, why) in skipped {
         let _ = writeln!(out, "{name:<32} skipped: {why}");
     }
+    for row in rows {
+        if let (Some(own), Some(reference)) = (&row.latency_ns, &row.xdp_tx_latency_same_rate) {
+            let _ = writeln!(
+                out,
+                "same rate: {} ({} flows) p99 {:.1} µs at {:.3} Mpps; xdp_tx p99 {:.1} µs at {:.3} \
+                 Mpps: {}",
+                row.label(),
+                row.flows,
+                own.p99 as f64 / 1e3,
+                own.at_pps / 1e6,
+                reference.p99 as f64 / 1e3,
+                reference.at_pps / 1e6,
+                row.p99_ratio_to_xdp_tx_same_rate
+                    .map_or("-".to_owned(), |r| format!("{r:.2} × XDP_TX's p99")),
+            );
+        }
+    }
     for (i, (label, note)) in notes.iter().enumerate() {
         let _ = writeln!(out, "[{}] {label}: {note}", i + 1);
     }
@@ -473,6 +498,8 @@ mod tests {
             losses: std::collections::BTreeMap::new(),
             note: None,
             dut_rx_queue_frames: vec![100, 0],
+            xdp_tx_latency_same_rate: None,
+            p99_ratio_to_xdp_tx_same_rate: None,
             worker_busy_seconds: Vec::new(),
             syn_flood: None,
         }

@@ -61,6 +61,7 @@ pub fn frames_due(rate: f64, elapsed: Duration) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacer {
     rate: f64,
+    min_batch: u32,
     max_batch: u32,
     max_backlog: u64,
     accounted: u64,
@@ -68,13 +69,32 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A schedule of `rate` frames/s in batches of at most `max_batch`.
-    pub fn new(rate: f64, max_batch: u32, max_backlog: u64) -> Self {
-        Self { rate, max_batch, max_backlog, accounted: 0, skipped: 0 }
+    /// A schedule of `rate` frames/s in batches of at most `max_batch`,
+    /// and of at least `rate / max_calls_per_sec` (capped at `max_batch`):
+    /// every BPF_PROG_RUN call costs the kernel a page pool, and one that
+    /// ends with frames still in the receiver's ring lingers for a second
+    /// (with each release walking all that linger), so a pacer that sent
+    /// every frame on its own would load the box it measures.
+    pub fn new(rate: f64, max_batch: u32, max_backlog: u64, max_calls_per_sec: f64) -> Self {
+        let max_batch = max_batch.max(1);
+        let min_batch = if rate.is_finite() && rate > 0.0 && max_calls_per_sec > 0.0 {
+            // Saturating: a huge quotient caps at max_batch below.
+            (rate / max_calls_per_sec).ceil() as u32
+        } else {
+            1
+        };
+        let min_batch = min_batch.clamp(1, max_batch);
+        Self { rate, min_batch, max_batch, max_backlog, accounted: 0, skipped: 0 }
     }
 
-    /// The next batch to send `elapsed` after the start (0 = ahead of the
-    /// schedule: wait). The caller sends it before asking again.
+    /// The fewest frames a call sends.
+    pub fn min_batch(&self) -> u32 {
+        self.min_batch
+    }
+
+    /// The next batch to send `elapsed` after the start (0 = wait: fewer
+    /// than the minimum batch are due). The caller sends it before asking
+    /// again.
     pub fn next_batch(&mut self, elapsed: Duration) -> u32 {
         let due = frames_due(self.rate, elapsed);
         let floor = due.saturating_sub(self.max_backlog);
@@ -82,17 +102,21 @@ impl Pacer {
             self.skipped += floor - self.accounted;
             self.accounted = floor;
         }
-        let batch = due.saturating_sub(self.accounted).min(u64::from(self.max_batch));
+        let owed = due.saturating_sub(self.accounted);
+        if owed < u64::from(self.min_batch) {
+            return 0;
+        }
+        let batch = owed.min(u64::from(self.max_batch));
         self.accounted += batch;
         u32::try_from(batch).unwrap_or(self.max_batch)
     }
 
-    /// When the next frame is due, counted from the start.
+    /// When the next batch is due, counted from the start.
     pub fn next_due(&self) -> Duration {
         if self.rate.is_nan() || self.rate <= 0.0 {
             return Duration::MAX;
         }
-        Duration::from_secs_f64((self.accounted + 1) as f64 / self.rate)
+        Duration::from_secs_f64((self.accounted + u64::from(self.min_batch)) as f64 / self.rate)
     }
 
     /// Frames given up after stalls.
@@ -164,9 +188,10 @@ mod tests {
         #[test]
         fn pacing_tracks_the_schedule(
             rate in 1.0f64..20e6,
+            calls in prop_oneof![Just(f64::INFINITY), 100.0f64..1e6],
             steps in prop::collection::vec(1u64..5_000_000, 1..200),
         ) {
-            let mut pacer = Pacer::new(rate, 64, 256);
+            let mut pacer = Pacer::new(rate, 64, 256, calls);
             let mut elapsed = Duration::ZERO;
             let mut sent = 0u64;
             for step in steps {
@@ -176,12 +201,15 @@ mod tests {
                 loop {
                     let batch = pacer.next_batch(elapsed);
                     if batch == 0 { break; }
-                    prop_assert!(batch <= 64);
+                    prop_assert!(batch <= 64 && batch >= pacer.min_batch());
                     sent += u64::from(batch);
                     burst += u64::from(batch);
                 }
                 prop_assert!(sent <= due);
-                prop_assert_eq!(sent + pacer.skipped(), due);
+                // All that is due is sent or given up, but for less than
+                // one minimum batch.
+                let owed = due - sent - pacer.skipped();
+                prop_assert!(owed < u64::from(pacer.min_batch()), "owed {}", owed);
                 // Never more than the backlog at once, however long the stall.
                 prop_assert!(burst <= 256);
                 prop_assert!(pacer.next_due() >= elapsed);
@@ -212,7 +240,7 @@ mod tests {
     #[test]
     fn pacing_examples() {
         assert_eq!(frames_due(1e6, Duration::from_millis(1)), 1000);
-        let mut pacer = Pacer::new(1e6, 64, 1000);
+        let mut pacer = Pacer::new(1e6, 64, 1000, f64::INFINITY);
         assert_eq!(pacer.next_batch(Duration::from_micros(100)), 64);
         assert_eq!(pacer.next_batch(Duration::from_micros(100)), 36);
         assert_eq!(pacer.next_batch(Duration::from_micros(100)), 0);
@@ -220,6 +248,15 @@ mod tests {
         // A 10 ms stall: 9,900 frames owed, all but 1,000 given up.
         assert_eq!(pacer.next_batch(Duration::from_millis(10)), 64);
         assert_eq!(pacer.skipped(), 8_900);
+        // At most 2,000 calls a second: 500 frames due each time, capped
+        // at 64; nothing is sent until 64 are due.
+        let mut pacer = Pacer::new(1e6, 64, 1000, 2000.0);
+        assert_eq!(pacer.min_batch(), 64);
+        assert_eq!(pacer.next_batch(Duration::from_micros(63)), 0);
+        assert_eq!(pacer.next_due(), Duration::from_micros(64));
+        assert_eq!(pacer.next_batch(Duration::from_micros(64)), 64);
+        let slow = Pacer::new(10_000.0, 64, 256, 2000.0);
+        assert_eq!(slow.min_batch(), 5);
         assert_eq!(frames_due(0.0, Duration::from_secs(1)), 0);
         assert_eq!(rate(3_000_000, Duration::from_secs(2)), 1.5e6);
         assert_eq!(rate(5, Duration::ZERO), 0.0);
