@@ -10,15 +10,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dataplane::wire::build::{self, FrameSpec};
 use testlab::anyhow::{ensure, Context, Result};
 use testlab::lab::mac_str;
 use testlab::neigh::now;
-use testlab::vrrp::{self, adverts_from, garp_bursts, wait_adverts, Advert, VRRP_AND_ARP};
+use testlab::vrrp::{
+    self, adverts_from, garp_bursts, wait_adverts, Advert, ForgedAdvert, VRRP_AND_ARP,
+};
 use testlab::{
     holds_for, wait_until, Counters, Frame, Host, KaState, Lab, LabOptions, VrrpLb, VrrpSpec,
     XdplbProcess,
@@ -637,57 +637,6 @@ fn vrrp_v3_half_second_adverts_fail_over_fast_and_interoperate_with_keepalived()
     Ok(())
 }
 
-/// A VRRPv2 advert for the seed's VI_1 as bytes on the wire, each field
-/// settable so that one thing at a time can be wrong.
-#[derive(Debug, Clone, Copy)]
-struct Forged {
-    src_ip: Ipv4Addr,
-    ttl: u8,
-    version: u8,
-    vrid: u8,
-    priority: u8,
-    password: [u8; 8],
-    good_checksum: bool,
-}
-
-impl Forged {
-    /// A valid advert from `src_ip` at `priority`.
-    fn valid(src_ip: Ipv4Addr, priority: u8) -> Self {
-        Self {
-            src_ip,
-            ttl: 255,
-            version: 2,
-            vrid: 51,
-            priority,
-            password: *b"1111\0\0\0\0",
-            good_checksum: true,
-        }
-    }
-
-    /// The frame from the router's MAC to 224.0.0.18.
-    fn frame(&self, vip: Ipv4Addr, ident: u16) -> Vec<u8> {
-        // version/type, VRID, priority, count, auth type PASS, advert_int 1, checksum.
-        let mut v = vec![(self.version << 4) | 1, self.vrid, self.priority, 1, 1, 1, 0, 0];
-        v.extend_from_slice(&vip.octets());
-        v.extend_from_slice(&self.password);
-        let sum = vrrp::vrrp_checksum(&v);
-        let sum = if self.good_checksum { sum } else { sum ^ 0x5a5a };
-        v[6..8].copy_from_slice(&sum.to_be_bytes());
-        let spec = FrameSpec {
-            src_mac: Host::Router.mac(),
-            dst_mac: vrrp::VRRP_GROUP_MAC,
-            src_ip: self.src_ip,
-            dst_ip: vrrp::VRRP_GROUP,
-            src_port: 0,
-            dst_port: 0,
-            ttl: self.ttl,
-            ident,
-            ip_options: &[],
-        };
-        build::ipv4_frame(&spec, vrrp::IPPROTO_VRRP, &v)
-    }
-}
-
 #[test]
 fn bad_adverts_are_dropped_counted_by_reason_and_do_not_disturb_the_election() -> Result<()> {
     const EACH: u64 = 3;
@@ -700,21 +649,15 @@ fn bad_adverts_are_dropped_counted_by_reason_and_do_not_disturb_the_election() -
 
     // Each claims priority 254 from the router's address: accepted, it
     // would make the master (120) yield at once. One thing is wrong in each.
-    let claim = Forged::valid(Host::Router.ip(), 254);
-    let cases: Vec<(&str, Forged)> = vec![
-        ("auth_failure", Forged { password: *b"2222\0\0\0\0", ..claim }),
-        ("ttl", Forged { ttl: 254, ..claim }),
-        ("version", Forged { version: 3, ..claim }),
-        ("checksum", Forged { good_checksum: false, ..claim }),
-        ("source_not_on_subnet", Forged { src_ip: Ipv4Addr::new(192, 168, 99, 1), ..claim }),
-    ];
+    let claim = ForgedAdvert::valid(Host::Router.ip(), 254);
+    let cases = claim.one_thing_wrong();
     // And one well-formed advert of another virtual router: ignored, not dropped.
-    let other_vrid = Forged { vrid: 52, ..claim };
+    let other_vrid = ForgedAdvert { vrid: 52, ..claim };
     let mut frames = Vec::new();
     let mut ident = 1u16;
     for _ in 0..EACH {
         for forged in cases.iter().map(|(_, f)| f).chain([&other_vrid]) {
-            frames.push(forged.frame(lab.vip(), ident));
+            frames.push(forged.frame(Host::Router.mac(), lab.vip(), ident));
             ident += 1;
         }
     }

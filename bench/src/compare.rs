@@ -45,6 +45,11 @@ pub struct CompareOptions {
     pub extra_runs: usize,
     /// Whether the 2-worker setting gets a latency run.
     pub extra_latency: bool,
+    /// SCHED_FIFO priority of the NAPI threads (`None`: the default
+    /// policy). Sharing the generator's core with CFS, the DUT's receive
+    /// thread got a third of it however much work waited, so every
+    /// forwarder measured the scheduler's split rather than itself.
+    pub napi_fifo: Option<u8>,
     /// Whether XDP_TX also gets a latency run at the rate of each main
     /// xdplb row's (the latency goal compares p99 at the same rate).
     pub same_rate_reference: bool,
@@ -318,8 +323,10 @@ impl Harness {
         };
         let queues = if two_queues(&options) { QUEUES } else { 1 };
         let topo = Topology::create(TopoConfig { queues })?;
-        topo.gen.pin_napi(options.gen_cpu)?;
-        topo.dut.pin_napi(options.dut_cpu)?;
+        // Only a NAPI thread that shares the generator's core runs FIFO: on
+        // the DUT's core one would starve a forwarder that shares it.
+        topo.gen.pin_napi(options.gen_cpu, options.napi_fifo)?;
+        topo.dut.pin_napi(options.dut_cpu, None)?;
         topo::pin_current_thread(options.gen_cpu)?;
         // Sleeps of a paced run should end when asked, not 50 µs later.
         let _ = nix::sys::prctl::set_timerslack(1);
@@ -594,7 +601,9 @@ impl Harness {
     /// NAPI thread, which then has the DUT's core to itself.
     fn napi_cpu(&self, forwarder: Forwarder) -> usize {
         match forwarder {
-            Forwarder::Testpmd | Forwarder::Xdplb(Poll::Busy) => self.options.gen_cpu,
+            Forwarder::Testpmd
+            | Forwarder::Xdplb(Poll::Busy)
+            | Forwarder::Xdplb(Poll::BusyNapi) => self.options.gen_cpu,
             _ => self.options.dut_cpu,
         }
     }
@@ -611,6 +620,9 @@ impl Harness {
             Forwarder::Testpmd => "testpmd's forwarding lcore (busy polling)",
             Forwarder::Xdplb(Poll::Busy) => "xdplb's worker (busy polling)",
             Forwarder::Xdplb(Poll::Adaptive) => "xdplb's worker (adaptive polling)",
+            Forwarder::Xdplb(Poll::BusyNapi) => {
+                "xdplb's worker (busy polling, running the queue's NAPI poll itself)"
+            }
         };
         let mut text = format!(
             "cpu {gen}: generator (BPF_PROG_RUN) and the sink's NAPI thread; cpu {dut}: {what}"
@@ -627,6 +639,9 @@ impl Harness {
                 "; a second generator on cpu {dut} (feeding the DUT's queue 1); xdplb's worker \
                  for queue 0 on cpu {dut}, for queue 1 on cpu {gen}"
             ));
+        }
+        if let Some(priority) = self.options.napi_fifo {
+            text.push_str(&format!("; the NAPI threads on cpu {gen} run SCHED_FIFO {priority}"));
         }
         text
     }
@@ -833,7 +848,9 @@ impl Harness {
     fn start(&self, case: Case) -> Result<Running, CompareError> {
         let dut = &self.topo.dut;
         let cpu = self.options.dut_cpu;
-        dut.pin_napi(self.napi_cpu(case.forwarder))?;
+        let napi = self.napi_cpu(case.forwarder);
+        let fifo = self.options.napi_fifo.filter(|_| napi == self.options.gen_cpu);
+        dut.pin_napi(napi, fifo)?;
         // Worker i on cores[i]: the worker of queue 1 (fed from the DUT's
         // CPU) on the generator's CPU, so each core has one generator and
         // one worker.
@@ -1066,6 +1083,7 @@ mod tests {
             extra_runs: 1,
             extra_latency: true,
             same_rate_reference: false,
+            napi_fifo: Some(10),
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             flow_pass: Duration::ZERO,

@@ -81,7 +81,9 @@ struct CompareArgs {
     /// xdplb; the generator ceiling always runs), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// xdplb worker polling: busy (the max-rate setting), adaptive, or both.
+    /// xdplb worker polling: busy (the max-rate setting), adaptive,
+    /// busy-napi (busy with the kernel's preferred busy polling), both
+    /// (busy and adaptive) or all three.
     #[arg(long, value_enum, default_value_t = PollArg::Busy)]
     poll: PollArg,
     /// The xdplb binary (default: next to this one, or $XDPLB_BIN).
@@ -93,6 +95,12 @@ struct CompareArgs {
     /// Core for the device under test.
     #[arg(long, default_value_t = 1)]
     dut_cpu: usize,
+    /// Scheduling of the NAPI threads: fifo (SCHED_FIFO 10, so that on the
+    /// generator's core the kernel's receive path runs when it has work and
+    /// the generator gives way) or other (the default policy, where the
+    /// scheduler splits that core and the split shows in every figure).
+    #[arg(long, value_enum, default_value_t = NapiSched::Fifo)]
+    napi_sched: NapiSched,
     /// Frames per live-frame kernel batch (1-256).
     #[arg(long, default_value_t = 64)]
     batch_size: u32,
@@ -106,10 +114,18 @@ enum TrafficArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum NapiSched {
+    Fifo,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum PollArg {
     Busy,
     Adaptive,
+    BusyNapi,
     Both,
+    All,
 }
 
 fn main() -> ExitCode {
@@ -169,6 +185,10 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
         extra_runs: if args.quick { 1 } else { runs },
         extra_latency: !args.quick,
         same_rate_reference: !args.quick,
+        napi_fifo: match args.napi_sched {
+            NapiSched::Fifo => Some(10),
+            NapiSched::Other => None,
+        },
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup.min(duration)),
         flow_pass: Duration::from_secs_f64(if args.quick { 0.5 } else { 1.0 }),
@@ -184,7 +204,9 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
         polls: match args.poll {
             PollArg::Busy => vec![Poll::Busy],
             PollArg::Adaptive => vec![Poll::Adaptive],
+            PollArg::BusyNapi => vec![Poll::BusyNapi],
             PollArg::Both => vec![Poll::Busy, Poll::Adaptive],
+            PollArg::All => vec![Poll::Busy, Poll::BusyNapi, Poll::Adaptive],
         },
         xdplb_binary: args.xdplb,
         gen_cpu: args.gen_cpu,
@@ -227,7 +249,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
         "cpu placement: generator and sink on cpu {gen}, device under test on cpu {dut}; for \
          busy-polling forwarders (testpmd, xdplb poll=busy) the DUT's NAPI thread runs on cpu \
          {gen}, as a poller and the NAPI thread feeding it starve each other on one core (each \
-         row's cpu_placement says what ran where). xdplb poll=busy is the max-rate setting: a \
+         row's cpu_placement says what ran where).{fifo} xdplb poll=busy is the max-rate setting: a \
          whole core spins, and that counts in ns/pkt. On veth the receiving queue follows the \
          sending CPU (cpu mod queues), not a flow hash: one generator feeds one queue, so the \
          workers=2 row runs a second generator on cpu {dut} for queue 1 (its note and \
@@ -235,6 +257,14 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
          new 5-tuple in every frame against a {table}-entry flow table, each run from an empty \
          table.",
         table = options.syn_flood_table,
+        fifo = if options.napi_fifo.is_some() {
+            " The NAPI threads on the generator's core run SCHED_FIFO, so the receive path runs \
+             whenever it has work and the generator gets what is left: with 2 cores that core's \
+             per-frame work (generator, sink, and the DUT's receive path for busy pollers) caps \
+             the whole-box rate, and CPU per packet on the DUT side shows efficiency."
+        } else {
+            ""
+        },
         gen = options.gen_cpu,
         dut = options.dut_cpu,
     );

@@ -126,11 +126,19 @@ impl Side {
         Ok(queue_frames(&self.ethtool_stats()?))
     }
 
-    /// Pins every NAPI thread of this side to `cpu`; returns how many.
-    pub fn pin_napi(&self, cpu: usize) -> Result<usize, TopoError> {
+    /// Pins every NAPI thread of this side to `cpu`, and with
+    /// `fifo_priority` makes it SCHED_FIFO at that priority (`chrt`), so
+    /// that on a shared core the kernel's receive path runs when it has
+    /// work and the generator gets what is left; returns how many.
+    pub fn pin_napi(&self, cpu: usize, fifo_priority: Option<u8>) -> Result<usize, TopoError> {
         let threads = self.napi_threads()?;
         for &tid in &threads {
             pin_thread(tid, cpu)?;
+            let tid = tid.to_string();
+            match fifo_priority {
+                Some(priority) => run("chrt", &["-f", "-p", &priority.to_string(), &tid])?,
+                None => run("chrt", &["-o", "-p", "0", &tid])?,
+            };
         }
         Ok(threads.len())
     }
@@ -555,7 +563,7 @@ mod tests {
         assert!(Path::new(&format!("/run/netns/{}", names.0)).exists());
         assert_eq!(topo.gen.napi_threads().unwrap().len(), 2);
         assert_eq!(topo.dut.napi_threads().unwrap().len(), 2);
-        assert_eq!(topo.dut.pin_napi(0).unwrap(), 2);
+        assert_eq!(topo.dut.pin_napi(0, Some(10)).unwrap(), 2);
         let neigh = run("ip", &["-n", &names.1, "neigh", "show", "dev", &topo.dut.ifname]).unwrap();
         assert!(neigh.contains(&mac_text(topo.gen.mac)), "{neigh}");
         let inside = topo.gen.enter(|| fs::read_to_string("/proc/thread-self/net/dev")).unwrap();

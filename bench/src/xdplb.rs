@@ -31,6 +31,9 @@ pub enum Poll {
     Busy,
     /// Spin while busy, sleep in poll(2) when idle.
     Adaptive,
+    /// Spin always, and run the queue's NAPI receive processing from the
+    /// worker (preferred busy polling, as testpmd's af_xdp driver does).
+    BusyNapi,
 }
 
 impl Poll {
@@ -39,6 +42,7 @@ impl Poll {
         match self {
             Self::Busy => "busy",
             Self::Adaptive => "adaptive",
+            Self::BusyNapi => "busy_napi",
         }
     }
 }

@@ -301,6 +301,8 @@ async fn serve(config: &mut Config, running: &mut Running) -> Result<(), DaemonE
         frames: dp.umem_frames,
         ring_size: dp.ring_size,
         bind: bind_mode(config),
+        busy_poll_budget: (dp.poll == config::PollMode::BusyNapi)
+            .then(|| u16::try_from(dp.batch_size).unwrap_or(u16::MAX)),
     };
     let timeouts = Timeouts {
         tcp: secs(dp.tcp_timeout),
@@ -315,7 +317,7 @@ async fn serve(config: &mut Config, running: &mut Running) -> Result<(), DaemonE
             core,
             poll: match dp.poll {
                 config::PollMode::Adaptive => PollMode::Adaptive,
-                config::PollMode::Busy => PollMode::Busy,
+                config::PollMode::Busy | config::PollMode::BusyNapi => PollMode::Busy,
             },
             expiry_per_batch: 64,
         };

@@ -108,7 +108,8 @@
 //! bind_mode = "auto"             # auto | copy | zerocopy
 //! queues = 2                     # RX queues 0..queues; absent: all of them
 //! cores = [0, 1]                 # worker i on cores[i % len]; absent: no pinning
-//! poll = "adaptive"              # adaptive | busy
+//! poll = "adaptive"              # adaptive | busy | busy_napi (busy + the
+//!                                # kernel's preferred busy polling)
 //! batch_size = 64                # 1-256
 //! ring_size = 2048               # power of two 64-16384
 //! frame_size = 4096              # 2048 | 4096

@@ -702,12 +702,17 @@ pub enum BindMode {
 
 /// How workers wait for packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum PollMode {
     /// Spin while busy, sleep in poll(2) when idle.
     Adaptive,
     /// Spin always (lowest latency, one full core per worker).
     Busy,
+    /// Spin always, with the kernel's preferred busy polling: each worker
+    /// also runs its queue's NAPI receive processing, on its own core
+    /// (SO_PREFER_BUSY_POLL, budget = batch_size), as DPDK's af_xdp driver
+    /// does by default.
+    BusyNapi,
 }
 
 /// `[dataplane]`: the one interface the data plane serves and how.

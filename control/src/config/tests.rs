@@ -672,7 +672,7 @@ fn bad_configs() -> Vec<(&'static str, String, &'static str)> {
         (
             "poll spin",
             "[dataplane]\ninterface = \"eth0\"\npoll = \"spin\"\n".into(),
-            "t.toml:3: poll \"spin\" is not one of adaptive, busy",
+            "t.toml:3: poll \"spin\" is not one of adaptive, busy, busy_napi",
         ),
         (
             "flow_table_size 0",

@@ -1085,8 +1085,12 @@ fn dataplane(e: &mut Errors, d: Option<&RawDataplane>) -> Dataplane {
         poll: e.keyword(
             &d.poll,
             PollMode::Adaptive,
-            &[("adaptive", PollMode::Adaptive), ("busy", PollMode::Busy)],
-            |s| format!("poll {s:?} is not one of adaptive, busy"),
+            &[
+                ("adaptive", PollMode::Adaptive),
+                ("busy", PollMode::Busy),
+                ("busy_napi", PollMode::BusyNapi),
+            ],
+            |s| format!("poll {s:?} is not one of adaptive, busy, busy_napi"),
         ),
         batch_size: e.int_or("batch_size", &d.batch_size, DEFAULT_BATCH_SIZE, 1, 256),
         ring_size,

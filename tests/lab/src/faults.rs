@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use dataplane::tables::Mac;
 use nix::sys::socket::{setsockopt, sockopt};
 
@@ -350,8 +350,25 @@ impl Status {
     }
 
     /// The counter `name` (e.g. `worker.drop.flow_table_full`) from the
-    /// `counters` list of `[name, value]` pairs.
+    /// `counters` list of `[name, value]` pairs; `vrrp.X` (as the final
+    /// counters name it) is the sum of `X` over the VRRP instances.
     pub fn counter(&self, name: &str) -> Result<u64> {
+        // The final counters' `vrrp.X` is the sum of every instance's `X`.
+        if let Some(vrrp_name) = name.strip_prefix("vrrp.") {
+            let instances = self.json.get("vrrp").and_then(Json::as_array).unwrap_or_default();
+            ensure!(!instances.is_empty(), "status has no vrrp instance for `{name}`");
+            let mut sum = 0;
+            for instance in instances {
+                let pairs = instance.get("counters").and_then(Json::as_array).unwrap_or_default();
+                sum += pairs
+                    .iter()
+                    .filter_map(Json::as_array)
+                    .find(|pair| pair.first().and_then(Json::as_str) == Some(vrrp_name))
+                    .and_then(|pair| pair.get(1).and_then(Json::as_u64))
+                    .ok_or_else(|| anyhow!("vrrp instance status has no counter `{vrrp_name}`"))?;
+            }
+            return Ok(sum);
+        }
         let pairs = self.json.get("counters").and_then(Json::as_array).unwrap_or_default();
         pairs
             .iter()

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use dataplane::tables::Mac;
+use dataplane::wire::build::{self, FrameSpec};
 use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet};
 
 use crate::capture::Capture;
@@ -32,6 +33,76 @@ const ARP_LEN: usize = 28;
 /// §7.3): the seed's finding is that none ever appears.
 pub fn is_virtual_router_mac(mac: Mac) -> bool {
     mac[..5] == [0x00, 0x00, 0x5e, 0x00, 0x01]
+}
+
+/// A VRRPv2 advert for the seed's VI_1 as bytes on the wire, each field
+/// settable so that one thing at a time can be wrong (RFC 3768 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForgedAdvert {
+    /// IPv4 source.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 TTL (255 is the only valid one).
+    pub ttl: u8,
+    /// VRRP version.
+    pub version: u8,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Advertised priority.
+    pub priority: u8,
+    /// `auth_type PASS` data.
+    pub password: [u8; 8],
+    /// Whether the VRRP checksum is right.
+    pub good_checksum: bool,
+}
+
+impl ForgedAdvert {
+    /// A valid advert from `src_ip` at `priority`.
+    pub fn valid(src_ip: Ipv4Addr, priority: u8) -> Self {
+        Self {
+            src_ip,
+            ttl: 255,
+            version: 2,
+            vrid: 51,
+            priority,
+            password: *b"1111\0\0\0\0",
+            good_checksum: true,
+        }
+    }
+
+    /// This advert with one thing wrong at a time, each beside the reason
+    /// xdplb counts its drop by (`vrrp.drop.<reason>`).
+    pub fn one_thing_wrong(self) -> Vec<(&'static str, ForgedAdvert)> {
+        vec![
+            ("auth_failure", Self { password: *b"2222\0\0\0\0", ..self }),
+            ("ttl", Self { ttl: 254, ..self }),
+            ("version", Self { version: 3, ..self }),
+            ("checksum", Self { good_checksum: false, ..self }),
+            ("source_not_on_subnet", Self { src_ip: Ipv4Addr::new(192, 168, 99, 1), ..self }),
+        ]
+    }
+
+    /// The frame from `src_mac` to 224.0.0.18 for `vip`.
+    pub fn frame(&self, src_mac: Mac, vip: Ipv4Addr, ident: u16) -> Vec<u8> {
+        // version/type, VRID, priority, count, auth type PASS, advert_int 1, checksum.
+        let mut v = vec![(self.version << 4) | 1, self.vrid, self.priority, 1, 1, 1, 0, 0];
+        v.extend_from_slice(&vip.octets());
+        v.extend_from_slice(&self.password);
+        let sum = vrrp_checksum(&v);
+        let sum = if self.good_checksum { sum } else { sum ^ 0x5a5a };
+        v[6..8].copy_from_slice(&sum.to_be_bytes());
+        let spec = FrameSpec {
+            src_mac,
+            dst_mac: VRRP_GROUP_MAC,
+            src_ip: self.src_ip,
+            dst_ip: VRRP_GROUP,
+            src_port: 0,
+            dst_port: 0,
+            ttl: self.ttl,
+            ident,
+            ip_options: &[],
+        };
+        build::ipv4_frame(&spec, IPPROTO_VRRP, &v)
+    }
 }
 
 /// A VRRP advertisement as captured.
