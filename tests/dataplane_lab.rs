@@ -385,10 +385,11 @@ fn malformed_frames_move_their_counters_and_nothing_else() -> Result<()> {
     const EACH: u16 = 2000;
     /// Random frames afterwards.
     const GARBAGE: usize = 6000;
-    /// VRRP adverts with one thing wrong, per kind: every 50th round, so
-    /// that all of them (200) fit in the VRRP socket's default receive
-    /// buffer even if the control thread is starved for the whole flood.
-    const VRRP_EVERY: u16 = 50;
+    /// VRRP adverts with one thing wrong, per kind: every 100th round, so
+    /// that all of them (100 small frames) fit in the VRRP socket's default
+    /// receive buffer even if the control thread is starved for the whole
+    /// flood: a count short of the injection would then be a real loss.
+    const VRRP_EVERY: u16 = 100;
     let lab = lab()?;
     // As the seed runs it, a VRRP instance in front of the service: the
     // control plane's socket is a target too.
