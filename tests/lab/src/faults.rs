@@ -353,33 +353,22 @@ impl Status {
     /// `counters` list of `[name, value]` pairs; `vrrp.X` (as the final
     /// counters name it) is the sum of `X` over the VRRP instances.
     pub fn counter(&self, name: &str) -> Result<u64> {
-        // The final counters' `vrrp.X` is the sum of every instance's `X`.
         if let Some(vrrp_name) = name.strip_prefix("vrrp.") {
             let instances = self.json.get("vrrp").and_then(Json::as_array).unwrap_or_default();
             ensure!(!instances.is_empty(), "status has no vrrp instance for `{name}`");
             let mut sum = 0;
             for instance in instances {
-                let pairs = instance.get("counters").and_then(Json::as_array).unwrap_or_default();
-                sum += pairs
-                    .iter()
-                    .filter_map(Json::as_array)
-                    .find(|pair| pair.first().and_then(Json::as_str) == Some(vrrp_name))
-                    .and_then(|pair| pair.get(1).and_then(Json::as_u64))
+                sum += pair_value(counter_pairs(instance), vrrp_name)
                     .ok_or_else(|| anyhow!("vrrp instance status has no counter `{vrrp_name}`"))?;
             }
             return Ok(sum);
         }
-        let pairs = self.json.get("counters").and_then(Json::as_array).unwrap_or_default();
-        pairs
-            .iter()
-            .filter_map(Json::as_array)
-            .find(|pair| pair.first().and_then(Json::as_str) == Some(name))
-            .and_then(|pair| pair.get(1).and_then(Json::as_u64))
-            .ok_or_else(|| {
-                let names: Vec<&str> =
-                    pairs.iter().filter_map(|p| p.as_array()?.first()?.as_str()).collect();
-                anyhow!("status has no counter `{name}`; it has: {}", names.join(" "))
-            })
+        let pairs = counter_pairs(&self.json);
+        pair_value(pairs, name).ok_or_else(|| {
+            let names: Vec<&str> =
+                pairs.iter().filter_map(|p| p.as_array()?.first()?.as_str()).collect();
+            anyhow!("status has no counter `{name}`; it has: {}", names.join(" "))
+        })
     }
 
     /// The real server at `ip` (of whichever service lists it first).
@@ -500,6 +489,20 @@ pub fn gratuitous_arp(mac: Mac, ip: Ipv4Addr) -> Vec<u8> {
 /// The index of the first line of `log` containing `needle`.
 pub fn line_of(log: &str, needle: &str) -> Option<usize> {
     log.lines().position(|l| l.contains(needle))
+}
+
+/// The `counters` list of `[name, value]` pairs of `json` (empty if none).
+fn counter_pairs(json: &Json) -> &[Json] {
+    json.get("counters").and_then(Json::as_array).unwrap_or_default()
+}
+
+/// The value of the `[name, value]` pair called `name` in `pairs`.
+fn pair_value(pairs: &[Json], name: &str) -> Option<u64> {
+    pairs
+        .iter()
+        .filter_map(Json::as_array)
+        .find(|pair| pair.first().and_then(Json::as_str) == Some(name))
+        .and_then(|pair| pair.get(1).and_then(Json::as_u64))
 }
 
 #[cfg(test)]
